@@ -1,0 +1,23 @@
+"""shendu (深度, "depth"): a deep-learning framework written from the ground up on NumPy.
+
+The public surface follows PyTorch: ``shendu.tensor``, ``shendu.zeros``, ``shendu.no_grad``,
+``shendu.manual_seed``, the op functions (``shendu.matmul``, ``shendu.cat``, ...), and the
+sub-packages ``nn``, ``autograd``.
+"""
+from shendu import autograd
+from shendu.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from shendu.backend import (Generator, bool_, cuda_available, float16, float32, float64, int32,
+                            int64, manual_seed, uint8)
+from shendu.creation import (arange, as_tensor, empty, eye, from_numpy, full, full_like,
+                             linspace, ones, ones_like, rand, rand_like, randint, randn,
+                             randn_like, randperm, tensor, zeros, zeros_like)
+from shendu.ops import *  # noqa: F401,F403 - the op set is the public API
+from shendu.tensor import Tensor
+
+bool = bool_  # noqa: A001 - torch's spelling: shendu.bool
+long = int64
+double = float64
+float = float32  # noqa: A001
+int = int32  # noqa: A001
+
+__version__ = "0.1.0"

@@ -1,0 +1,304 @@
+"""Reverse-mode automatic differentiation (Concept: N2.2, the chain rule).
+
+A ``Function`` is one differentiable primitive: ``forward`` maps xp arrays to an xp array and
+``backward`` maps the upstream gradient (a Tensor) to one gradient per input, written in Tensor
+ops so that gradients are themselves differentiable (``create_graph=True``). The engine walks
+the graph in reverse topological order, found iteratively so that deep graphs (an LSTM
+unrolled over thousands of steps) never hit Python's recursion limit.
+"""
+from __future__ import annotations
+
+import weakref
+
+_grad_enabled = True
+
+
+def is_grad_enabled() -> bool:
+    return _grad_enabled
+
+
+class set_grad_enabled:
+    """Context manager (and decorator) that turns graph recording on or off."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self.prev = None
+
+    def __enter__(self):
+        global _grad_enabled
+        self.prev = _grad_enabled
+        _grad_enabled = self.mode
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self.prev
+        return False
+
+    def __call__(self, func):
+        mode = self.mode
+
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return func(*args, **kwargs)
+
+        wrapper.__name__ = getattr(func, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(func, "__doc__", None)
+        return wrapper
+
+
+class no_grad(set_grad_enabled):
+    """Disable graph recording: ``with shendu.no_grad(): ...`` or ``@shendu.no_grad()``."""
+
+    def __init__(self):
+        super().__init__(False)
+
+
+class enable_grad(set_grad_enabled):
+    """Re-enable graph recording inside a ``no_grad`` block."""
+
+    def __init__(self):
+        super().__init__(True)
+
+
+class Function:
+    """Base class of every differentiable primitive.
+
+    Subclasses implement ``forward(self, *arrays, **params) -> array`` and
+    ``backward(self, grad) -> tuple`` where ``grad`` is a Tensor shaped like the output and the
+    tuple holds one Tensor (shaped exactly like that input) or None per input.
+    Inside ``backward``, ``self.inputs`` are the input Tensors and ``self.output`` the output
+    Tensor (when ``uses_output``), so gradients can be composed from Tensor ops.
+
+    Class flags:
+        uses_inputs: backward reads the inputs; an in-place change to one is an error.
+        uses_output: backward reads the output (kept through a weak reference).
+        once_differentiable: backward is not made of differentiable ops; a second derivative
+            through it raises instead of silently returning zero.
+    """
+
+    uses_inputs = True
+    uses_output = False
+    once_differentiable = False
+
+    inputs: tuple = ()
+    needs_input_grad: tuple = ()
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        from shendu.tensor import Tensor
+
+        fn = cls.__new__(cls)
+        requires = _grad_enabled and any(t is not None and t.requires_grad for t in inputs)
+        fn.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs) \
+            if requires else (False,) * len(inputs)
+        out_data = fn.forward(*[None if t is None else t.data for t in inputs], **params)
+        out = Tensor._wrap(out_data, requires_grad=requires)
+        if requires:
+            fn.inputs = inputs
+            fn.freed = False
+            if cls.uses_inputs:
+                fn.versions = tuple(0 if t is None else t._version for t in inputs)
+            if cls.uses_output:
+                fn._output_ref = weakref.ref(out)
+            out.grad_fn = fn
+        return out
+
+    @property
+    def output(self):
+        out = self._output_ref()
+        if out is None:
+            raise RuntimeError(f"{type(self).__name__}: the output needed by backward was freed")
+        return out
+
+    def name(self) -> str:
+        return f"{type(self).__name__}Backward"
+
+    def __repr__(self):
+        return f"<{self.name()}>"
+
+    def _release(self):
+        self.inputs = None
+        self._output_ref = None
+        self.freed = True
+        for key in [k for k in vars(self) if k.startswith("saved")]:
+            setattr(self, key, None)
+
+    def _check_versions(self):
+        if not type(self).uses_inputs:
+            return
+        for i, (t, v) in enumerate(zip(self.inputs, self.versions)):
+            if t is not None and t._version != v:
+                raise RuntimeError(
+                    f"{self.name()}: input {i} of shape {t.shape} needed for gradient "
+                    f"computation was modified by an in-place operation (version {v} at "
+                    f"forward, now {t._version}); use an out-of-place op instead")
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``."""
+    if grad.shape == tuple(shape):
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
+    if axes:
+        grad = grad.sum(dim=axes, keepdim=True)
+    return grad.reshape(shape)
+
+
+def _topological_order(roots):
+    """Tensors reachable from ``roots`` through requires_grad edges, inputs before users."""
+    order, visited = [], set()
+    stack = [(r, False) for r in roots]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        fn = tensor.grad_fn
+        if fn is not None and fn.inputs:
+            for parent in fn.inputs:
+                if parent is not None and parent.requires_grad and id(parent) not in visited:
+                    stack.append((parent, False))
+    return order
+
+
+def _run_backward(roots, root_grads, retain_graph, create_graph, capture=None,
+                  accumulate=True):
+    """Back-propagate ``root_grads`` from ``roots``.
+
+    Leaves get their gradient accumulated into ``.grad`` when ``accumulate``; tensors whose id
+    is a key of ``capture`` get their total gradient stored there instead.
+    """
+    grads = {}
+    for root, g in zip(roots, root_grads):
+        grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
+    handed_out = set()
+    with set_grad_enabled(create_graph):
+        for tensor in reversed(_topological_order(roots)):
+            grad = grads.pop(id(tensor), None)
+            if grad is None:
+                continue
+            for hook in tensor._hooks or ():
+                new = hook(grad)
+                if new is not None:
+                    grad = new
+            if capture is not None and id(tensor) in capture:
+                capture[id(tensor)] = grad
+            fn = tensor.grad_fn
+            if fn is None:
+                if accumulate:
+                    _accumulate_leaf(tensor, grad, handed_out)
+                continue
+            if accumulate and tensor._retains_grad:
+                _accumulate_leaf(tensor, grad, handed_out)
+            if fn.freed:
+                raise RuntimeError(
+                    f"{fn.name()}: trying to backward through the graph a second time; its "
+                    "saved tensors were freed by the first backward. Pass retain_graph=True "
+                    "to the first backward() if you need to backward twice")
+            if create_graph and fn.once_differentiable:
+                raise RuntimeError(
+                    f"{fn.name()} is once-differentiable: its backward is a fused kernel, so "
+                    "create_graph=True (a second derivative) cannot pass through it")
+            fn._check_versions()
+            input_grads = fn.backward(grad)
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            if len(input_grads) != len(fn.inputs):
+                raise RuntimeError(f"{fn.name()} returned {len(input_grads)} gradients for "
+                                   f"{len(fn.inputs)} inputs")
+            for parent, g in zip(fn.inputs, input_grads):
+                if g is None or parent is None or not parent.requires_grad:
+                    continue
+                if g.shape != parent.shape:
+                    raise RuntimeError(f"{fn.name()} returned a gradient of shape {g.shape} "
+                                       f"for an input of shape {parent.shape}")
+                key = id(parent)
+                grads[key] = g if key not in grads else grads[key] + g
+            if not retain_graph:
+                fn._release()
+
+
+def _accumulate_leaf(tensor, grad, handed_out):
+    if grad.dtype != tensor.dtype:
+        grad = grad.to(tensor.dtype)
+    if tensor.grad is None:
+        # one gradient Tensor may reach two leaves (x + y), and expand() gives read-only
+        # stride-0 views: give each leaf a writable gradient of its own
+        data = grad.data
+        if (id(grad) in handed_out or not getattr(data.flags, "writeable", True)
+                or 0 in data.strides):
+            grad = grad.clone()
+        handed_out.add(id(grad))
+        tensor.grad = grad if is_grad_enabled() else grad.detach()
+    else:
+        tensor.grad = tensor.grad + grad
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False):
+    """Accumulate d(tensors)/d(leaf) into every leaf's ``.grad`` (torch.autograd.backward)."""
+    from shendu.tensor import Tensor
+
+    tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
+    if grad_tensors is None or isinstance(grad_tensors, Tensor):
+        grad_tensors = [grad_tensors] * len(tensors)
+    root_grads = [_initial_grad(t, g, "backward") for t, g in zip(tensors, grad_tensors)]
+    if retain_graph is None:
+        retain_graph = create_graph
+    _run_backward(tensors, root_grads, retain_graph, create_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=False):
+    """Return d(outputs)/d(inputs) without touching ``.grad`` (torch.autograd.grad)."""
+    from shendu.tensor import Tensor
+
+    single = isinstance(inputs, Tensor)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs)
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(f"autograd.grad: input {i} (shape {t.shape}) does not require "
+                               "grad")
+    root_grads = [_initial_grad(t, g, "autograd.grad") for t, g in zip(outputs, grad_outputs)]
+    if retain_graph is None:
+        retain_graph = create_graph
+    capture = {id(t): None for t in inputs}
+    _run_backward(outputs, root_grads, retain_graph, create_graph, capture=capture,
+                  accumulate=False)
+    results = []
+    for i, t in enumerate(inputs):
+        g = capture[id(t)]
+        if g is None and not allow_unused:
+            raise RuntimeError(f"autograd.grad: input {i} (shape {t.shape}) was not used to "
+                               "compute the outputs; pass allow_unused=True to get None")
+        results.append(g)
+    return tuple(results)
+
+
+def _initial_grad(tensor, grad, caller):
+    from shendu.tensor import Tensor
+
+    if not tensor.requires_grad:
+        raise RuntimeError(f"{caller}: tensor of shape {tensor.shape} does not require grad "
+                           "and has no grad_fn")
+    if grad is None:
+        if tensor.numel() != 1:
+            raise RuntimeError(f"{caller}: grad can be implicitly created only for scalar "
+                               f"outputs; got shape {tensor.shape}. Pass gradient= with that "
+                               "shape")
+        return Tensor._wrap(tensor._xp.ones(tensor.shape, dtype=tensor.dtype))
+    if not isinstance(grad, Tensor):
+        grad = Tensor._wrap(tensor._xp.asarray(grad, dtype=tensor.dtype))
+    if grad.shape != tensor.shape:
+        raise RuntimeError(f"{caller}: gradient has shape {grad.shape} but the output has shape "
+                           f"{tensor.shape}")
+    return grad

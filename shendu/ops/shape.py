@@ -1,0 +1,430 @@
+"""Shape and indexing ops: reshape, permute, expand, cat, flip, pad, indexing, gather.
+
+These move or copy data without arithmetic; each backward routes the gradient back to where
+the data came from (a reshape back, a slice back, a scatter-add back).
+"""
+from __future__ import annotations
+
+import builtins
+
+from shendu import backend
+from shendu.autograd import Function
+from shendu.ops.reduce import normalize_dims
+from shendu.tensor import Tensor
+
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _dim(d, ndim, op, extra=0):
+    """One axis index in [-(ndim+extra), ndim+extra) normalized to non-negative."""
+    n = ndim + extra
+    if isinstance(d, bool) or not isinstance(d, int) or not (-builtins.max(n, 1) <= d < builtins.max(n, 1)):
+        raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dims")
+    return d % n if n else 0
+
+
+class Reshape(Function):
+    uses_inputs = False
+
+    def forward(self, a, shape=()):
+        self.in_shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, grad):
+        return grad.reshape(self.in_shape)
+
+
+class Permute(Function):
+    uses_inputs = False
+
+    def forward(self, a, dims=()):
+        self.inverse = tuple(sorted(range(len(dims)), key=lambda i: dims[i]))
+        return backend.xp_of(a).transpose(a, dims)
+
+    def backward(self, grad):
+        return grad.permute(*self.inverse)
+
+
+class Expand(Function):
+    uses_inputs = False
+
+    def forward(self, a, shape=()):
+        self.in_shape = a.shape
+        return backend.xp_of(a).broadcast_to(a, shape)
+
+    def backward(self, grad):
+        from shendu.autograd import unbroadcast
+        return unbroadcast(grad, self.in_shape)
+
+
+class Cat(Function):
+    uses_inputs = False
+
+    def forward(self, *arrays, dim=0):
+        self.dim, self.sizes = dim, [a.shape[dim] for a in arrays]
+        return backend.xp_of(arrays[0]).concatenate(arrays, axis=dim)
+
+    def backward(self, grad):
+        out, start = [], 0
+        for size, need in zip(self.sizes, self.needs_input_grad):
+            if need:
+                index = (slice(None),) * self.dim + (slice(start, start + size),)
+                out.append(grad[index])
+            else:
+                out.append(None)
+            start += size
+        return tuple(out)
+
+
+class Flip(Function):
+    uses_inputs = False
+
+    def forward(self, a, dims=()):
+        self.dims = dims
+        return backend.xp_of(a).flip(a, axis=dims)
+
+    def backward(self, grad):
+        return grad.flip(self.dims)
+
+
+class Pad(Function):
+    """Constant padding; ``widths`` is ((before, after), ...) per axis, all >= 0."""
+
+    uses_inputs = False
+
+    def forward(self, a, widths=(), value=0.0):
+        self.index = tuple(slice(lo, lo + n) for (lo, _), n in zip(widths, a.shape))
+        return backend.xp_of(a).pad(a, widths, mode="constant", constant_values=value)
+
+    def backward(self, grad):
+        return grad[self.index]
+
+
+def _normalize_index(index, x):
+    """Replace Tensors and lists inside an index by xp arrays, validating bool masks."""
+    items = index if isinstance(index, tuple) else (index,)
+    xp, out, advanced = x._xp, [], False
+    for item in items:
+        if isinstance(item, Tensor):
+            item = item.data
+        elif isinstance(item, list):
+            item = xp.asarray(item)
+        if backend.is_array(item):
+            if item.dtype.kind not in "biu":
+                raise IndexError(f"getitem: tensors used as indices must be long or bool, got "
+                                 f"{item.dtype}")
+            advanced = True
+        out.append(item)
+    return tuple(out), advanced
+
+
+class GetItem(Function):
+    uses_inputs = False
+
+    def forward(self, a, index=(), advanced=False):
+        self.in_shape, self.index, self.advanced = a.shape, index, advanced
+        try:
+            return a[index]
+        except IndexError as err:
+            raise IndexError(f"getitem: index {_describe(index)} is invalid for a tensor of "
+                             f"shape {a.shape}: {err}") from None
+
+    def backward(self, grad):
+        return IndexAdd.apply(grad, shape=self.in_shape, index=self.index,
+                              advanced=self.advanced)
+
+
+class IndexAdd(Function):
+    """zeros(shape) with ``grad`` added at ``index`` (repeated indices accumulate)."""
+
+    uses_inputs = False
+
+    def forward(self, grad, shape=(), index=(), advanced=False):
+        self.index, self.advanced = index, advanced
+        out = backend.xp_of(grad).zeros(shape, dtype=grad.dtype)
+        if advanced:
+            backend.scatter_add(out, index, grad)
+        else:
+            out[index] = grad
+        return out
+
+    def backward(self, grad):
+        return GetItem.apply(grad, index=self.index, advanced=self.advanced)
+
+
+def _describe(index):
+    parts = []
+    for item in index:
+        parts.append(f"array(shape={item.shape}, dtype={item.dtype})"
+                     if backend.is_array(item) else repr(item))
+    return "[" + ", ".join(parts) + "]"
+
+
+class Gather(Function):
+    uses_inputs = False
+
+    def forward(self, a, index=None, dim=0):
+        self.in_shape, self.dim, self.saved_index = a.shape, dim, index
+        return backend.xp_of(a).take_along_axis(a, index, axis=dim)
+
+    def backward(self, grad):
+        return ScatterAdd.apply(grad, shape=self.in_shape, index=self.saved_index, dim=self.dim)
+
+
+class ScatterAdd(Function):
+    """zeros(shape) with ``src`` added along ``dim`` at ``index`` (gather's adjoint)."""
+
+    uses_inputs = False
+
+    def forward(self, src, shape=(), index=None, dim=0):
+        xp = backend.xp_of(src)
+        self.saved_index, self.dim = index, dim
+        grids = list(xp.indices(index.shape, sparse=True))
+        grids[dim] = index
+        out = xp.zeros(shape, dtype=src.dtype)
+        backend.scatter_add(out, tuple(grids), src)
+        return out
+
+    def backward(self, grad):
+        return Gather.apply(grad, index=self.saved_index, dim=self.dim)
+
+
+# --- public functions --------------------------------------------------------------------
+
+def reshape(x, *shape):
+    shape = _shape_arg(shape)
+    try:
+        target = backend.xp_of(x.data).empty((x.numel(),), dtype=bool).reshape(shape).shape
+    except ValueError:
+        raise RuntimeError(f"reshape: shape {list(shape)} is invalid for input of shape "
+                           f"{tuple(x.shape)} ({x.numel()} elements)") from None
+    if target == x.shape:
+        return x
+    return Reshape.apply(x, shape=target)
+
+
+view = reshape
+
+
+def permute(x, *dims):
+    dims = _shape_arg(dims)
+    if len(dims) != x.ndim:
+        raise RuntimeError(f"permute: got {len(dims)} dims {dims} for a tensor with {x.ndim} "
+                           "dims")
+    dims = tuple(_dim(d, x.ndim, "permute") for d in dims)
+    if len(set(dims)) != len(dims):
+        raise RuntimeError(f"permute: repeated dim in {dims}")
+    if dims == tuple(range(x.ndim)):
+        return x
+    return Permute.apply(x, dims=dims)
+
+
+def transpose(x, dim0, dim1):
+    if x.ndim < 2 and x.ndim == 0:
+        return x
+    order = list(range(x.ndim))
+    d0, d1 = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
+    order[d0], order[d1] = order[d1], order[d0]
+    return permute(x, *order)
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return x.reshape(1)
+    start, end = _dim(start_dim, x.ndim, "flatten"), _dim(end_dim, x.ndim, "flatten")
+    if start > end:
+        raise RuntimeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+    return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        dims = [i for i, n in enumerate(x.shape) if n == 1]
+    else:
+        dims = [d for d in normalize_dims(dim, x.ndim, "squeeze") if x.ndim and x.shape[d] == 1]
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if i not in dims))
+
+
+def unsqueeze(x, dim):
+    d = _dim(dim, x.ndim, "unsqueeze", extra=1)
+    return x.reshape(x.shape[:d] + (1,) + x.shape[d:])
+
+
+def expand(x, *sizes):
+    sizes = _shape_arg(sizes)
+    if len(sizes) < x.ndim:
+        raise RuntimeError(f"expand: the number of sizes {len(sizes)} must be at least the "
+                           f"tensor's dims {x.ndim} (shape {x.shape})")
+    lead = len(sizes) - x.ndim
+    target = []
+    for i, n in enumerate(sizes):
+        own = x.shape[i - lead] if i >= lead else None
+        if n == -1:
+            if own is None:
+                raise RuntimeError("expand: -1 is not allowed for a new leading dim")
+            n = own
+        if own is not None and own != 1 and own != n:
+            raise RuntimeError(f"expand: size {own} at dim {i - lead} of shape {x.shape} cannot "
+                               f"be expanded to {n} (target {tuple(sizes)}); only size-1 dims "
+                               "can be expanded")
+        target.append(n)
+    target = tuple(target)
+    if target == x.shape:
+        return x
+    return Expand.apply(x, shape=target)
+
+
+def repeat(x, *sizes):
+    """Tile ``x``: a (a, b) tensor repeated (2, 3) is (2a, 3b)."""
+    sizes = _shape_arg(sizes)
+    if len(sizes) < x.ndim:
+        raise RuntimeError(f"repeat: {len(sizes)} sizes for a tensor with {x.ndim} dims")
+    shape = (1,) * (len(sizes) - x.ndim) + x.shape
+    interleaved, expanded = [], []
+    for r, n in zip(sizes, shape):
+        interleaved += [1, n]
+        expanded += [r, n]
+    out = x.reshape(interleaved).expand(*expanded)
+    return out.reshape(tuple(r * n for r, n in zip(sizes, shape)))
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty sequence of tensors")
+    first = tensors[0]
+    d = _dim(dim, first.ndim, "cat")
+    for i, t in enumerate(tensors):
+        if t.ndim != first.ndim or any(a != b for j, (a, b) in enumerate(zip(t.shape, first.shape))
+                                       if j != d):
+            raise RuntimeError(f"cat: tensor {i} has shape {t.shape}, which does not match "
+                               f"tensor 0's shape {first.shape} outside dim {dim}")
+    dtype = first.dtype
+    for t in tensors[1:]:
+        if t.dtype != dtype:
+            from shendu.ops.elementwise import promote
+            dtype = promote(dtype, t.dtype)
+    tensors = [t.to(dtype) for t in tensors]
+    return Cat.apply(*tensors, dim=d)
+
+
+concatenate = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: expected a non-empty sequence of tensors")
+    for i, t in enumerate(tensors):
+        if t.shape != tensors[0].shape:
+            raise RuntimeError(f"stack: expects each tensor to be equal size, but got "
+                               f"{tensors[0].shape} at entry 0 and {t.shape} at entry {i}")
+    d = _dim(dim, tensors[0].ndim, "stack", extra=1)
+    return cat([t.unsqueeze(d) for t in tensors], d)
+
+
+def split(x, split_size_or_sections, dim=0):
+    d = _dim(dim, x.ndim, "split")
+    n = x.shape[d]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
+        sizes = [split_size_or_sections] * (n // split_size_or_sections)
+        if n % split_size_or_sections:
+            sizes.append(n % split_size_or_sections)
+    else:
+        sizes = list(split_size_or_sections)
+        if builtins.sum(sizes) != n:
+            raise RuntimeError(f"split: sections {sizes} sum to {builtins.sum(sizes)}, but dim "
+                               f"{dim} has size {n}")
+    out, start = [], 0
+    for size in sizes:
+        out.append(x[(slice(None),) * d + (slice(start, start + size),)])
+        start += size
+    return tuple(out)
+
+
+def chunk(x, chunks, dim=0):
+    d = _dim(dim, x.ndim, "chunk")
+    size = -(-x.shape[d] // chunks)
+    return split(x, builtins.max(size, 1), d)
+
+
+def getitem(x, index):
+    index, advanced = _normalize_index(index, x)
+    return GetItem.apply(x, index=index, advanced=advanced)
+
+
+def index_select(x, dim, index):
+    d = _dim(dim, x.ndim, "index_select")
+    if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.kind not in "iu":
+        raise IndexError("index_select: index must be a 1-D integer tensor")
+    return GetItem.apply(x, index=(slice(None),) * d + (index.data,), advanced=True)
+
+
+def gather(x, dim, index):
+    d = _dim(dim, x.ndim, "gather")
+    if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
+        raise TypeError("gather: index must be an integer tensor")
+    if index.ndim != x.ndim or any(index.shape[i] > x.shape[i] for i in range(x.ndim) if i != d):
+        raise RuntimeError(f"gather: index of shape {index.shape} does not fit input of shape "
+                           f"{x.shape} (same dims, and no larger outside dim {dim})")
+    source = x
+    if any(index.shape[i] != x.shape[i] for i in range(x.ndim) if i != d):
+        source = x[tuple(slice(0, index.shape[i]) if i != d else slice(None)
+                         for i in range(x.ndim))]
+    return Gather.apply(source, index=index.data, dim=d)
+
+
+def masked_fill(x, mask, value):
+    from shendu.ops.elementwise import where
+    if not isinstance(mask, Tensor) or mask.dtype != backend.bool_:
+        raise TypeError("masked_fill: mask must be a bool tensor")
+    if isinstance(value, Tensor):
+        value = value.item()
+    return where(mask, value, x)
+
+
+def flip(x, dims):
+    dims = normalize_dims(dims, x.ndim, "flip")
+    return Flip.apply(x, dims=dims)
+
+
+def _triangle(x, diagonal, lower):
+    from shendu.ops.elementwise import where
+    if x.ndim < 2:
+        raise RuntimeError(f"{'tril' if lower else 'triu'}: input must have at least 2 dims, "
+                           f"got shape {x.shape}")
+    xp = x._xp
+    rows, cols = x.shape[-2:]
+    ones = xp.ones((rows, cols), dtype=bool)
+    mask = xp.tril(ones, diagonal) if lower else xp.triu(ones, diagonal)
+    return where(Tensor._wrap(mask), x, 0)
+
+
+def tril(x, diagonal=0):
+    return _triangle(x, diagonal, lower=True)
+
+
+def triu(x, diagonal=0):
+    return _triangle(x, diagonal, lower=False)
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """torch.nn.functional.pad: ``pad`` lists (left, right) pairs starting from the last dim."""
+    if mode != "constant":
+        raise ValueError(f"pad: mode {mode!r} is not supported; expected 'constant'")
+    pad = tuple(pad)
+    if len(pad) % 2 or len(pad) // 2 > x.ndim:
+        raise ValueError(f"pad: expected an even number of pads, at most 2 per dim, got {pad} "
+                         f"for a tensor of shape {x.shape}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding {pad} is not supported")
+    widths = [(0, 0)] * x.ndim
+    for i in range(len(pad) // 2):
+        widths[x.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    return Pad.apply(x, widths=tuple(widths), value=value)
