@@ -5,6 +5,8 @@ shape by ``unbroadcast``. Python scalars never enter the graph and keep the tens
 """
 from __future__ import annotations
 
+import builtins
+
 from shendu import backend
 from shendu.autograd import Function, unbroadcast
 from shendu.tensor import Tensor
@@ -21,9 +23,11 @@ def as_operands(a, b, op):
             a, b = a.to(dtype), b.to(dtype)
         return a, b
     if ta:
-        return a, scalar_like(b, a, op)
+        b = scalar_like(b, a, op)
+        return (a if a.dtype == b.dtype else a.to(b.dtype)), b
     if tb:
-        return scalar_like(a, b, op), b
+        a = scalar_like(a, b, op)
+        return a, (b if b.dtype == a.dtype else b.to(a.dtype))
     raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and "
                     f"{type(b).__name__}")
 
@@ -50,6 +54,32 @@ def scalar_like(value, like, op):
         raise TypeError(f"{op}: unsupported operand of type {type(value).__name__}; expected "
                         "a Tensor or a Python number")
     return Tensor._wrap(like._xp.asarray(value, dtype=dtype))
+
+
+def broadcast_shape(op, *shapes):
+    """The broadcast of ``shapes`` (NumPy rules), or a RuntimeError naming ``op`` and them."""
+    ndim = builtins.max(len(s) for s in shapes)
+    out = []
+    for i in range(-ndim, 0):
+        sizes = {s[i] for s in shapes if len(s) >= -i and s[i] != 1}
+        if len(sizes) > 1:
+            listed = ", ".join(str(tuple(s)) for s in shapes[:-1]) + f" and {tuple(shapes[-1])}"
+            raise RuntimeError(f"{op}: shapes {listed} cannot be broadcast together (sizes "
+                               "must match or be 1, aligned from the last dim)")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def apply_broadcasting(fn_cls, op, *inputs):
+    """``fn_cls.apply(*inputs)``, turning NumPy's broadcasting ValueError into a named error.
+
+    The check runs only after a failure, so the fast path pays nothing for it.
+    """
+    try:
+        return fn_cls.apply(*inputs)
+    except ValueError:
+        broadcast_shape(op, *[t.shape for t in inputs if t is not None])
+        raise
 
 
 def _float_operand(x, op):
@@ -280,23 +310,23 @@ def self_xp(a):
 
 def add(a, b, alpha=1):
     a, b = as_operands(a, b, "add")
-    return Add.apply(a, b if alpha == 1 else b * alpha)
+    return apply_broadcasting(Add, "add", a, b if alpha == 1 else b * alpha)
 
 
 def sub(a, b, alpha=1):
     a, b = as_operands(a, b, "sub")
-    return Sub.apply(a, b if alpha == 1 else b * alpha)
+    return apply_broadcasting(Sub, "sub", a, b if alpha == 1 else b * alpha)
 
 
 def mul(a, b):
-    return Mul.apply(*as_operands(a, b, "mul"))
+    return apply_broadcasting(Mul, "mul", *as_operands(a, b, "mul"))
 
 
 def div(a, b):
     a, b = as_operands(a, b, "div")
     if not backend.is_floating(a.dtype):  # true division, as torch
         a, b = a.to(backend.default_float), b.to(backend.default_float)
-    return Div.apply(a, b)
+    return apply_broadcasting(Div, "div", a, b)
 
 
 def neg(a):
@@ -309,7 +339,7 @@ def pow(a, b):  # noqa: A001 - torch's name
             a = a.to(backend.default_float)
         return PowScalar.apply(a, exponent=b)
     a, b = as_operands(a, b, "pow")
-    return Pow.apply(a, b)
+    return apply_broadcasting(Pow, "pow", a, b)
 
 
 def exp(a):
@@ -344,8 +374,9 @@ def sign(a):
 def clamp(a, min=None, max=None):  # noqa: A002 - torch's names
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
-    low = min.data if isinstance(min, Tensor) else min
-    high = max.data if isinstance(max, Tensor) else max
+    # tensor bounds take the input's dtype, as torch's 0-d tensors do: never upcast
+    low = min.data.astype(a.dtype, copy=False) if isinstance(min, Tensor) else min
+    high = max.data.astype(a.dtype, copy=False) if isinstance(max, Tensor) else max
     return Clamp.apply(a, low=low, high=high)
 
 
@@ -353,11 +384,11 @@ clip = clamp
 
 
 def maximum(a, b):
-    return Maximum.apply(*as_operands(a, b, "maximum"))
+    return apply_broadcasting(Maximum, "maximum", *as_operands(a, b, "maximum"))
 
 
 def minimum(a, b):
-    return Minimum.apply(*as_operands(a, b, "minimum"))
+    return apply_broadcasting(Minimum, "minimum", *as_operands(a, b, "minimum"))
 
 
 def where(condition, a, b):
@@ -369,7 +400,7 @@ def where(condition, a, b):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         a = scalar_like(a, Tensor._wrap(condition._xp.zeros((), backend.default_float)), "where")
     a, b = as_operands(a, b, "where")
-    return Where.apply(condition, a, b)
+    return apply_broadcasting(Where, "where", condition, a, b)
 
 
 def to(a, dtype=None, device=None):
@@ -387,7 +418,11 @@ def clone(a):
 def _compare(name, ufunc):
     def compare(a, b):
         a, b = as_operands(a, b, name)
-        return Tensor._wrap(getattr(a._xp, ufunc)(a.data, b.data))
+        try:
+            return Tensor._wrap(getattr(a._xp, ufunc)(a.data, b.data))
+        except ValueError:
+            broadcast_shape(name, a.shape, b.shape)
+            raise
 
     compare.__name__ = name
     compare.__doc__ = f"Elementwise {ufunc} with broadcasting; returns a bool tensor."
