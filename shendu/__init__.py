@@ -21,3 +21,4 @@ float = float32  # noqa: A001
 int = int32  # noqa: A001
 
 __version__ = "0.1.0"
+from shendu.serialization import load, save  # noqa: E402 - checkpoint I/O, no pickle
