@@ -371,10 +371,10 @@ class Tensor:
     # --- reductions -----------------------------------------------------------------------
     def sum(self, dim=None, keepdim=False): return ops.sum(self, dim, keepdim)
     def mean(self, dim=None, keepdim=False): return ops.mean(self, dim, keepdim)
-    def var(self, dim=None, keepdim=False, *, correction=1, unbiased=None):
-        return ops.var(self, dim, keepdim, correction=correction, unbiased=unbiased)
-    def std(self, dim=None, keepdim=False, *, correction=1, unbiased=None):
-        return ops.std(self, dim, keepdim, correction=correction, unbiased=unbiased)
+    def var(self, dim=None, unbiased=None, keepdim=False, *, correction=1):
+        return ops.var(self, dim, unbiased, keepdim, correction=correction)
+    def std(self, dim=None, unbiased=None, keepdim=False, *, correction=1):
+        return ops.std(self, dim, unbiased, keepdim, correction=correction)
     def max(self, dim=None, keepdim=False): return ops.max(self, dim, keepdim)
     def min(self, dim=None, keepdim=False): return ops.min(self, dim, keepdim)
     def amax(self, dim=None, keepdim=False): return ops.amax(self, dim, keepdim)

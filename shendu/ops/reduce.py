@@ -19,11 +19,17 @@ def normalize_dims(dim, ndim, op):
     """``dim`` as a sorted tuple of non-negative axes (all axes when None)."""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    if isinstance(dim, (tuple, list)):
+        dims = tuple(dim)
+    else:
+        dims = (dim,)
     out = []
     limit = ndim if ndim else 1  # a 0-d tensor accepts dim 0 and -1, as in torch
     for d in dims:
-        if isinstance(d, bool) or not isinstance(d, int) or not (-limit <= d < limit):
+        if isinstance(d, bool) or not isinstance(d, int):
+            raise TypeError(f"{op}: dim must be an int or a tuple of ints, got {d!r} of type "
+                            f"{type(d).__name__}")
+        if not -limit <= d < limit:
             raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dims "
                              f"(expected an int in [{-limit}, {limit - 1}])")
         out.append(d % ndim if ndim else 0)
@@ -115,16 +121,21 @@ def _correction(correction, unbiased):
     return correction
 
 
-def var(x, dim=None, keepdim=False, *, correction=1, unbiased=None):
-    """Variance with Bessel's ``correction`` (torch's default 1: the unbiased estimate)."""
+def var(x, dim=None, unbiased=None, keepdim=False, *, correction=1):
+    """Variance with Bessel's ``correction`` (torch's default 1: the unbiased estimate).
+
+    var = sum((x - mean)^2) / (N - correction). The positional order is torch's
+    ``var(x, dim, unbiased, keepdim)``, so ``x.var(0, False)`` is the biased estimate there too.
+    """
     dims = normalize_dims(dim, x.ndim, "var")
     centered = x - mean(x, dims, keepdim=True)
     dof = _count(x, dims) - _correction(correction, unbiased)
     return sum(centered * centered, dims, keepdim) / float(dof if dof > 0 else float("nan"))
 
 
-def std(x, dim=None, keepdim=False, *, correction=1, unbiased=None):
-    return var(x, dim, keepdim, correction=correction, unbiased=unbiased).sqrt()
+def std(x, dim=None, unbiased=None, keepdim=False, *, correction=1):
+    """sqrt(var(x)); arguments as ``var``."""
+    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
 
 
 def amax(x, dim=None, keepdim=False):
@@ -179,7 +190,9 @@ def _arg(x, dim, keepdim, largest):
         out = fn(x.data.reshape(-1))
         return Tensor._wrap(xp.asarray(out, dtype=backend.int64).reshape(
             (1,) * x.ndim if keepdim else ()))
-    (axis,) = normalize_dims(dim, x.ndim, "argmax" if largest else "argmin")
+    (axis,) = normalize_dims(dim, x.ndim, "argmax" if largest else "argmin") or (None,)
+    if axis is None:  # a 0-d tensor: dim 0 / -1 is the tensor itself, index 0
+        return Tensor._wrap(xp.zeros((), dtype=backend.int64))
     out = fn(x.data, axis=axis)
     if keepdim:
         out = xp.expand_dims(out, axis)
