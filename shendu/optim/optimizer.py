@@ -52,6 +52,10 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params should be an iterable of Tensors or "
                             f"dicts, but got a Tensor of shape {params.shape}; wrap it in a list")
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(f"{type(self).__name__}: optimizer parameters need to be organized "
+                            "in ordered collections, but the ordering of tensors in sets changes "
+                            "between runs; use a list instead")
         groups = list(params)
         if len(groups) == 0:
             raise ValueError(f"{type(self).__name__}: optimizer got an empty parameter list")
