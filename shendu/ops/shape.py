@@ -334,7 +334,7 @@ def split(x, split_size_or_sections, dim=0):
         if split_size_or_sections <= 0:
             raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
         sizes = [split_size_or_sections] * (n // split_size_or_sections)
-        if n % split_size_or_sections:
+        if n % split_size_or_sections or n == 0:  # torch gives one empty piece for n == 0
             sizes.append(n % split_size_or_sections)
     else:
         sizes = list(split_size_or_sections)
@@ -350,8 +350,12 @@ def split(x, split_size_or_sections, dim=0):
 
 def chunk(x, chunks, dim=0):
     d = _dim(dim, x.ndim, "chunk")
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or chunks <= 0:
+        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+    if x.shape[d] == 0:  # torch returns `chunks` empty pieces
+        return split(x, [0] * chunks, d)
     size = -(-x.shape[d] // chunks)
-    return split(x, builtins.max(size, 1), d)
+    return split(x, size, d)
 
 
 def getitem(x, index):
@@ -362,14 +366,17 @@ def getitem(x, index):
 def index_select(x, dim, index):
     d = _dim(dim, x.ndim, "index_select")
     if not isinstance(index, Tensor) or index.ndim > 1 or index.dtype.kind not in "iu":
-        raise IndexError("index_select: index must be a 1-D integer tensor")
+        got = (f"{index.dtype} of shape {index.shape}" if isinstance(index, Tensor)
+               else type(index).__name__)
+        raise IndexError(f"index_select: index must be a 1-D integer tensor, got {got}")
     return GetItem.apply(x, index=(slice(None),) * d + (index.data,), advanced=True)
 
 
 def gather(x, dim, index):
     d = _dim(dim, x.ndim, "gather")
     if not isinstance(index, Tensor) or index.dtype.kind not in "iu":
-        raise TypeError("gather: index must be an integer tensor")
+        got = index.dtype if isinstance(index, Tensor) else type(index).__name__
+        raise TypeError(f"gather: index must be an integer tensor, got {got}")
     if index.ndim != x.ndim or any(index.shape[i] > x.shape[i] for i in range(x.ndim) if i != d):
         raise RuntimeError(f"gather: index of shape {index.shape} does not fit input of shape "
                            f"{x.shape} (same dims, and no larger outside dim {dim})")
@@ -381,11 +388,27 @@ def gather(x, dim, index):
 
 
 def masked_fill(x, mask, value):
-    from shendu.ops.elementwise import where
+    """``x`` with ``value`` where ``mask`` is true; the mask broadcasts to ``x``'s shape.
+
+    A 0-d tensor ``value`` stays in the graph (torch's rule) and takes ``x``'s dtype.
+    """
+    from shendu.ops.elementwise import broadcast_shape, where
     if not isinstance(mask, Tensor) or mask.dtype != backend.bool_:
-        raise TypeError("masked_fill: mask must be a bool tensor")
+        got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+        raise TypeError(f"masked_fill: mask must be a bool tensor, got {got}")
+    if mask.shape != x.shape:
+        try:
+            target = broadcast_shape("masked_fill", mask.shape, x.shape)
+        except RuntimeError:
+            target = None
+        if target != x.shape:  # the output never grows beyond the input
+            raise RuntimeError(f"masked_fill: mask of shape {mask.shape} cannot be broadcast "
+                               f"to the input's shape {x.shape}")
     if isinstance(value, Tensor):
-        value = value.item()
+        if value.ndim != 0:
+            raise RuntimeError(f"masked_fill: value must be a 0-d tensor or a number, got "
+                               f"shape {value.shape}")
+        value = value.to(x.dtype)
     return where(mask, value, x)
 
 
