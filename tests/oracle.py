@@ -145,3 +145,109 @@ def finite_difference_check(fn, inputs, *, eps=1e-6, rtol=1e-5, atol=1e-7, seed=
             numeric[idx] = (f_p - f_m) / (2 * eps)
         np.testing.assert_allclose(t.grad.numpy(), numeric, rtol=rtol, atol=atol,
                                    err_msg=f"finite-difference gradient of input {k}")
+
+
+def _layer_specs(inputs):
+    """One input (a shape of ints or an array) or a list of specs, as ``check_op`` takes."""
+    if isinstance(inputs, np.ndarray):
+        return [inputs]
+    if isinstance(inputs, (tuple, list)) and all(isinstance(n, int) for n in inputs):
+        return [tuple(inputs)]
+    return list(inputs)
+
+
+def _assert_same_state(ours, theirs, what, rtol=RTOL, atol=ATOL, check_dtype=False):
+    """``state_dict``s with the same keys in the same order, shapes, (dtypes,) values."""
+    assert list(ours) == list(theirs), f"{what}: state_dict keys {list(ours)} != torch " \
+                                       f"{list(theirs)}"
+    for key, value in ours.items():
+        assert tuple(value.shape) == tuple(theirs[key].shape), \
+            f"{what}: {key} shape {tuple(value.shape)} != torch {tuple(theirs[key].shape)}"
+        if check_dtype:
+            assert str(value.dtype) == str(theirs[key].dtype).replace("torch.", ""), \
+                f"{what}: {key} dtype {value.dtype} != torch {theirs[key].dtype}"
+        elif rtol is not None:
+            assert_close(value, theirs[key], rtol, atol, what=f"{what}: {key}")
+
+
+def _compare_pass(layer, torch_layer, arrays, diff, rng, rtol, atol, what):
+    """One forward and backward through both layers with the same data and upstream grad."""
+    ours = [shendu.tensor(a, requires_grad=d) for a, d in zip(arrays, diff)]
+    theirs = [to_torch(a, requires_grad=d) for a, d in zip(arrays, diff)]
+    out, tout = _flat(layer(*ours)), _flat(torch_layer(*theirs))
+    assert len(out) == len(tout), f"{what}: {len(out)} outputs, torch gives {len(tout)}"
+    for i, (o, t) in enumerate(zip(out, tout)):
+        assert_close(o, t, rtol, atol, what=f"{what}: output {i}")
+        assert str(o.dtype) == str(t.dtype).replace("torch.", ""), \
+            f"{what}: output {i} dtype {o.dtype} != torch {t.dtype}"
+    pairs = [(o, t) for o, t in zip(out, tout) if t.requires_grad]
+    assert all(o.requires_grad for o, _ in pairs), f"{what}: output does not require grad"
+    if not pairs:
+        return
+    names = [n for n, p in torch_layer.named_parameters() if p.requires_grad]
+    params = dict(layer.named_parameters())
+    sources = [x for x, d in zip(ours, diff) if d] + [params[n] for n in names]
+    tparams = dict(torch_layer.named_parameters())
+    tsources = [x for x, d in zip(theirs, diff) if d] + [tparams[n] for n in names]
+    labels = [f"input {i}" for i, d in enumerate(diff) if d] + names
+    upstream = [rng.standard_normal(t.shape) for _, t in pairs]
+    grads = shendu.autograd.grad([o for o, _ in pairs], sources,
+                                 [shendu.tensor(u) for u in upstream], allow_unused=True)
+    tgrads = torch.autograd.grad([t for _, t in pairs], tsources,
+                                 [to_torch(u) for u in upstream], allow_unused=True)
+    for label, g, tg in zip(labels, grads, tgrads):
+        if tg is None:
+            assert g is None or not np.any(g.numpy()), f"{what}: grad of {label} should be 0"
+            continue
+        assert g is not None, f"{what}: shendu gave no gradient for {label}, torch did"
+        assert_close(g, tg, rtol, atol, what=f"{what}: grad of {label}")
+
+
+def check_layer(layer, torch_layer, inputs, *, requires_grad=None, rtol=RTOL, atol=ATOL,
+                seed=0, low=-2.0, high=2.0, modes=("train", "eval"), passes=3):
+    """Prove a shendu layer equal to its torch twin.
+
+    ``torch_layer`` is a torch Module or a zero-argument callable making one (e.g.
+    ``lambda: torch.nn.Linear(3, 4)``); ``inputs`` is a shape, an array, or a list of those
+    (one per forward argument; float arrays are differentiated unless ``requires_grad`` lists
+    a bool per input). The check:
+
+    1. the fresh layers' state_dict keys (in order), shapes and dtypes are equal;
+    2. both go to float64 and torch loads ours via
+       ``load_state_dict({k: torch.from_numpy(v.numpy()) ...})`` (so the keys match torch's);
+    3. in each of ``modes``, ``passes`` forward passes in train mode (one in eval) on fresh
+       seeded data compare outputs, then the gradients w.r.t. the inputs and every named
+       parameter under a random upstream gradient, then every buffer (running statistics,
+       ``num_batches_tracked``) after the pass;
+    4. float32 parameters and input give a float32 output.
+
+    The layer is left in float32.
+    """
+    if not isinstance(torch_layer, torch.nn.Module):
+        torch_layer = torch_layer()
+    _assert_same_state(layer.state_dict(), torch_layer.state_dict(), "fresh layer",
+                       check_dtype=True)
+    layer.double()
+    torch_layer.double()
+    torch_layer.load_state_dict({k: torch.from_numpy(v.numpy())
+                                 for k, v in layer.state_dict().items()})
+    rng = np.random.default_rng(seed)
+    specs = _layer_specs(inputs)
+    for mode in modes:
+        training = mode == "train"
+        assert layer.train(training) is layer
+        torch_layer.train(training)
+        for k in range(passes if training else 1):
+            arrays = _arrays(specs, rng, low, high)
+            diff = requires_grad or [a.dtype.kind == "f" for a in arrays]
+            what = f"{mode} pass {k}"
+            _compare_pass(layer, torch_layer, arrays, diff, rng, rtol, atol, what)
+            _assert_same_state(layer.state_dict(), torch_layer.state_dict(), what, rtol, atol)
+    layer.float()
+    arrays = _arrays(specs, rng, low, high)
+    out = _flat(layer(*[shendu.tensor(a.astype(np.float32) if a.dtype == np.float64 else a)
+                        for a in arrays]))
+    for i, o in enumerate(out):
+        if o.dtype.kind == "f":
+            assert o.dtype == shendu.float32, f"output {i}: float32 layer and input gave " \
+                                              f"{o.dtype}"
