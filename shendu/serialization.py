@@ -129,7 +129,7 @@ def _decode(node, tensors: dict, path: str):
 
 # --- writing -------------------------------------------------------------------------------
 
-def _atomic_write(path: str, payload: bytes):
+def atomic_write(path: str, payload: bytes) -> None:
     """Write ``payload`` to ``path`` through a fsync'ed temporary file and os.replace."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".",
@@ -180,7 +180,7 @@ def save(obj, path, format=None) -> None:  # noqa: A002 - torch-like keyword
     tree = _encode(obj, (), tensors)
     meta = {"shendu.format": FORMAT_VERSION, "shendu.tree": json.dumps(tree)}
     payload = (_safetensors_bytes if format == "safetensors" else _npz_bytes)(tensors, meta)
-    _atomic_write(path, payload)
+    atomic_write(path, payload)
 
 
 # --- reading -------------------------------------------------------------------------------
