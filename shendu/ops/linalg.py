@@ -5,7 +5,6 @@ from shendu import backend
 from shendu.autograd import Function, unbroadcast
 
 
-
 class MatMul(Function):
     """(*, n, k) @ (*, k, m) -> (*, n, m); batch dims broadcast."""
 
@@ -21,24 +20,26 @@ class MatMul(Function):
 
 def matmul(a, b):
     """Matrix product with torch's rules for 1-D operands (prepend/append a unit dim)."""
-    from shendu.ops.elementwise import as_operands
+    from shendu.ops.elementwise import as_operands, broadcast_shape
     a, b = as_operands(a, b, "matmul")
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"matmul: both arguments need at least 1 dim, got shapes {a.shape} "
                            f"and {b.shape}")
+    shapes = (tuple(a.shape), tuple(b.shape))  # as the user gave them, for messages
     squeeze_first, squeeze_last = a.ndim == 1, b.ndim == 1
     if squeeze_first:
         a = a.unsqueeze(0)
     if squeeze_last:
         b = b.unsqueeze(-1)
     if a.shape[-1] != b.shape[-2]:
-        raise RuntimeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
-                           f"multiplied ({a.shape[-1]} != {b.shape[-2]})")
-    try:
-        a._xp.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    except ValueError:
-        raise RuntimeError(f"matmul: batch dims {a.shape[:-2]} and {b.shape[:-2]} do not "
-                           "broadcast") from None
+        raise RuntimeError(f"matmul: shapes {shapes[0]} and {shapes[1]} cannot be multiplied "
+                           f"({a.shape[-1]} != {b.shape[-2]})")
+    if a.shape[:-2] != b.shape[:-2]:
+        try:
+            broadcast_shape("matmul", a.shape[:-2], b.shape[:-2])
+        except RuntimeError:
+            raise RuntimeError(f"matmul: batch dims {a.shape[:-2]} and {b.shape[:-2]} of shapes "
+                               f"{shapes[0]} and {shapes[1]} do not broadcast") from None
     out = MatMul.apply(a, b)
     if squeeze_first:
         out = out.squeeze(-2)
@@ -58,6 +59,3 @@ def bmm(a, b):
         raise RuntimeError(f"bmm: expected 3-D tensors with equal batch, got {a.shape} and "
                            f"{b.shape}")
     return matmul(a, b)
-
-
-
