@@ -98,11 +98,14 @@ class Adam(Optimizer):
         if group["amsgrad"]:
             second = state["max_exp_avg_sq"].data
             xp.maximum(second, exp_avg_sq, out=second)
+        if step_size == 0.0:
+            return
+        # torch's capturable form: fold -step_size into the denominator, saving a pass
+        neg_step = -step_size
         denom = xp.sqrt(second, out=scratch)
-        denom /= bias_correction2_sqrt
-        denom += eps
+        denom /= bias_correction2_sqrt * neg_step
+        denom += eps / neg_step
         xp.divide(exp_avg, denom, out=denom)
-        denom *= -step_size
         param += denom
 
 

@@ -14,6 +14,7 @@ import copy
 from collections import defaultdict
 from itertools import chain
 
+from shendu import backend
 from shendu.autograd import enable_grad, no_grad
 from shendu.tensor import Tensor
 
@@ -52,10 +53,7 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError(f"{type(self).__name__}: params should be an iterable of Tensors or "
                             f"dicts, but got a Tensor of shape {params.shape}; wrap it in a list")
-        if isinstance(params, (set, frozenset)):
-            raise TypeError(f"{type(self).__name__}: optimizer parameters need to be organized "
-                            "in ordered collections, but the ordering of tensors in sets changes "
-                            "between runs; use a list instead")
+        _reject_set(params, type(self).__name__)
         groups = list(params)
         if len(groups) == 0:
             raise ValueError(f"{type(self).__name__}: optimizer got an empty parameter list")
@@ -85,10 +83,7 @@ class Optimizer:
             raise ValueError(f"{name}.add_param_group: the group has no 'params' entry")
         if isinstance(params, Tensor):
             params = [params]
-        elif isinstance(params, (set, frozenset)):
-            raise TypeError(f"{name}: optimizer parameters need to be organized in ordered "
-                            "collections, but the ordering of tensors in sets changes between "
-                            "runs; use a list instead")
+        _reject_set(params, name)
         params = list(params)
         names = [p[0] for p in params if isinstance(p, tuple)]
         params = [p[1] if isinstance(p, tuple) else p for p in params]
@@ -218,8 +213,6 @@ def _cast_like(key, value, param):
     ``'step'`` always comes back as a Python number, even when a checkpoint stored it as a
     0-d array (torch keeps a float32 tensor there; a number needs no device or dtype).
     """
-    from shendu import backend
-
     if isinstance(value, Tensor):
         value = value.data
     if key == "step" and backend.is_array(value):
@@ -233,13 +226,19 @@ def _cast_like(key, value, param):
     return copy.deepcopy(value)
 
 
+def _reject_set(params, name):
+    if isinstance(params, (set, frozenset)):
+        raise TypeError(f"{name}: optimizer parameters need to be organized in ordered "
+                        "collections, but the ordering of tensors in sets changes between runs; "
+                        "use a list instead")
+
+
 def lerp_(start, end, weight, scratch):
     """start += weight * (end - start) in place, with torch's two-sided formula for accuracy.
 
     ``scratch`` is a preallocated array shaped like ``start`` (overwritten).
     """
-    scratch[...] = end
-    scratch -= start
+    backend.xp_of(start).subtract(end, start, out=scratch)
     if weight < 0.5:
         scratch *= weight
         start += scratch
