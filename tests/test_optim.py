@@ -84,6 +84,7 @@ def test_matches_torch_over_20_steps(cls, torch_cls, kwargs):
     train(topt, theirs, 20, "torch")
     assert_params_close(ours, theirs)
     assert opt.state[ours[0]].keys() == topt.state[theirs[0]].keys()
+    assert set(opt.param_groups[0]) <= set(topt.param_groups[0])  # torch's names
 
 
 @pytest.mark.parametrize("cls, torch_cls, kwargs", [
@@ -184,6 +185,16 @@ def test_loads_a_torch_state_dict_and_continues_like_torch():
     train(opt, ours, 10, "shendu", start=10)
     train(topt, theirs, 10, "torch", start=10)
     assert_params_close(ours, theirs)
+
+
+def test_stateless_sgd_keeps_no_state_like_torch():
+    ours, theirs = make_params()
+    opt, topt = SGD(ours, lr=0.1), torch.optim.SGD(theirs, lr=0.1)
+    train(opt, ours, 2, "shendu")
+    train(topt, theirs, 2, "torch")
+    assert opt.state_dict()["state"] == {} == topt.state_dict()["state"]
+    group, tgroup = opt.state_dict()["param_groups"][0], topt.state_dict()["param_groups"][0]
+    assert set(group) <= set(tgroup)  # same keys, less torch's foreach/fused/... flags
 
 
 def test_load_state_dict_validates_group_structure():

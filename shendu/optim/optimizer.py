@@ -149,7 +149,10 @@ class Optimizer:
                     # _inplace validates and bumps the version counter that autograd checks,
                     # so a stale graph that saved p refuses to back-propagate through it
                     data = p._inplace(f"{type(self).__name__}.step")
-                    self._update(data, p.grad.data, group, self.state[p])
+                    state = self.state[p]
+                    self._update(data, p.grad.data, group, state)
+                    if not state:  # stateless updates (plain SGD) leave no entry, as torch
+                        del self.state[p]
         return loss
 
     def _update(self, param, grad, group, state):
