@@ -166,5 +166,7 @@ def test_newton_errors():
         Newton([{"params": [w]}, {"params": [shendu.tensor([1.0], requires_grad=True)]}])
     with pytest.raises(ValueError, match="Invalid mode"):
         Newton([w], mode="bfgs")
+    with pytest.raises(RuntimeError, match="singular with damping=0.0"):
+        Newton([v], damping=0.0, mode="exact").step(lambda: (v * 2.0).sum())
     with pytest.raises(ValueError, match="Invalid damping value: -1"):
         Newton([w], damping=-1)

@@ -87,7 +87,12 @@ class Newton(Optimizer):
                 xp = backend.xp_of(g)
                 h = _dense_hessian(hvp, g)
                 h[xp.diag_indices_from(h)] += float(group["damping"])
-                direction = xp.linalg.solve(h, g)
+                try:
+                    direction = xp.linalg.solve(h, g)
+                except xp.linalg.LinAlgError:
+                    raise RuntimeError(
+                        f"Newton.step: the damped Hessian ({h.shape[0]} x {h.shape[0]}) is "
+                        f"singular with damping={group['damping']}; increase damping") from None
             else:
                 direction = _conjugate_gradient(hvp, g, float(group["damping"]),
                                                 group["cg_iters"], float(group["cg_tol"]))
