@@ -90,8 +90,8 @@ class CrossEntropy(Function):
         lse = xp.log(sumexp)
         if logp_needed:
             self.saved_logp = shifted - lse
-        exp /= sumexp
-        self.saved_p, self.saved_s = exp, row_weight
+        # softmax = exp / sumexp; the division is folded into the backward's one multiply
+        self.saved_exp, self.saved_inv, self.saved_s = exp, 1.0 / sumexp, row_weight
         loss = row_weight * lse.squeeze(1) - dot
         if reduction == "none":
             return loss
@@ -112,12 +112,12 @@ class CrossEntropy(Function):
         scale = self._row_scale(grad)
         if is_grad_enabled():
             return self._backward_graph(scale)
-        xp = backend.xp_of(self.saved_p)
+        xp = backend.xp_of(self.saved_exp)
         s = scale.data
         row = self.saved_s * s.squeeze(1) if s.ndim else self.saved_s * s
         grad_x = grad_t = None
         if self.needs_input_grad[0]:
-            grad_x = self.saved_p * xp.expand_dims(row, 1)
+            grad_x = self.saved_exp * (xp.expand_dims(row, 1) * self.saved_inv)
             if self.soft:
                 grad_x -= self.saved_q * s
             else:
@@ -142,7 +142,7 @@ class CrossEntropy(Function):
             q = q if wb is None else q * wb
             row = q.sum(1, keepdim=True)
         else:
-            xp = backend.xp_of(self.saved_p)
+            xp = backend.xp_of(self.saved_exp)
             dense = xp.zeros(x.shape, dtype=x.dtype)
             dense[self.saved_index] = self.saved_picked
             if self.eps:
