@@ -162,6 +162,16 @@ def test_regression_losses(name, reduction, shape):
              second_order=name != "l1_loss")
 
 
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_weighted_regression_losses(name, reduction):
+    check_op(lambda x, y, w: getattr(L, name)(x, y, reduction, w), [(3, 4), (3, 4), (3, 4)],
+             lambda x, y, w: getattr(TF, name)(x, y, reduction=reduction, weight=w), high=3,
+             low=0.5)
+    with pytest.raises(ValueError, match=rf"{name}: weight must have the input's shape"):
+        getattr(L, name)(shendu.rand(3, 4), shendu.rand(3, 4), weight=shendu.rand(4))
+
+
 @pytest.mark.parametrize("beta", [0.0, 0.5, 3.0])
 def test_smooth_l1_beta(beta):
     check_op(lambda x, y: L.smooth_l1_loss(x, y, beta=beta), [(4, 5), (4, 5)],

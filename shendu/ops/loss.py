@@ -290,19 +290,40 @@ def _check_broadcast_to(t, shape, op, what):
     return t
 
 
-def mse_loss(input, target, reduction="mean"):
-    """Mean squared error: (x - y)^2, reduced. Shape: input and target (*), same shape."""
+def _weighted_reduce(loss, weight, reduction, op):
+    """torch's per-element ``weight`` of mse/l1: 'mean' divides by sum(weight)."""
+    if weight is None:
+        return _reduce(loss, reduction)
+    _check_float(weight, op, "weight")
+    if weight.shape != loss.shape:
+        raise ValueError(f"{op}: weight must have the input's shape {loss.shape}, got "
+                         f"{weight.shape}")
+    weight = weight.to(loss.dtype)
+    loss = loss * weight
+    if reduction == "mean":
+        return loss.sum() / weight.sum()
+    return _reduce(loss, reduction)
+
+
+def mse_loss(input, target, reduction="mean", weight=None):
+    """Mean squared error: w (x - y)^2, reduced ('mean' with weight: divided by sum(w)).
+
+    Shape: input, target and weight (*), same shape.
+    """
     target = _same_shape(input, target, "mse_loss")
     _check_reduction(reduction, "mse_loss")
     diff = input - target
-    return _reduce(diff * diff, reduction)
+    return _weighted_reduce(diff * diff, weight, reduction, "mse_loss")
 
 
-def l1_loss(input, target, reduction="mean"):
-    """Mean absolute error: |x - y|, reduced. Shape: input and target (*), same shape."""
+def l1_loss(input, target, reduction="mean", weight=None):
+    """Mean absolute error: w |x - y|, reduced ('mean' with weight: divided by sum(w)).
+
+    Shape: input, target and weight (*), same shape.
+    """
     target = _same_shape(input, target, "l1_loss")
     _check_reduction(reduction, "l1_loss")
-    return _reduce((input - target).abs(), reduction)
+    return _weighted_reduce((input - target).abs(), weight, reduction, "l1_loss")
 
 
 def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
