@@ -1,0 +1,384 @@
+"""Convolution and pooling over NCHW images, with torch.nn.functional's signatures.
+
+Concept: N2.3 (convolution, padding, stride, pooling) and N6.1 (transposed convolution).
+
+conv2d, conv_transpose2d and the weight gradient are three bilinear maps, each the adjoint of
+another: the gradient of conv2d w.r.t. its input is conv_transpose2d, the gradient of
+conv_transpose2d w.r.t. its input is conv2d, and the weight gradient's own gradients are the
+other two. Every backward is built from these Functions, so gradients of gradients exist.
+
+Kernels are im2col on strided slices plus one batched matrix product. Loops run only over the
+kh*kw kernel offsets, never over the batch or pixels. Two layouts of the patch matrix are used,
+whichever moves fewer bytes (measured in benchmarks/ops.py):
+  full: cols (N, C, kh, kw, Ho, Wo), one GEMM with K = C*kh*kw;
+  rows: (stride 1 along H) only the kw shifts are copied, x3 (N, C, kw, Ho + (kh-1)*dh, Wo);
+        each kernel row i is then a contiguous slice of x3's flattened (H, W) axis, so kh
+        GEMMs with K = C*kw read x3 in place and their results are summed.
+"""
+from __future__ import annotations
+
+from collections import namedtuple
+
+from shendu import backend
+from shendu.autograd import Function
+from shendu.tensor import Tensor
+
+# stride and dilation are (h, w) pairs; pad is the (top, left) padding; the bottom/right side
+# follows from the explicit output size, which also covers 'same' and output_padding
+Geom = namedtuple("Geom", ["stride", "pad", "dilation", "groups"])
+
+
+def _taps(size, out, k, s, d, p):
+    """Per kernel offset j: (output slice, input slice) of the outputs o whose input index
+    o*s + j*d - p lies in [0, size), or None when every such index falls in the padding."""
+    taps = []
+    for j in range(k):
+        off = j * d - p
+        lo, hi = max(0, -(off // s)), min(out, (size - 1 - off) // s + 1)
+        if hi <= lo:
+            taps.append(None)
+            continue
+        start = lo * s + off
+        taps.append((slice(lo, hi), slice(start, start + (hi - lo - 1) * s + 1, s)))
+    return taps
+
+
+def _covers(taps, out):
+    return all(t is not None and t[0].start == 0 and t[0].stop == out for t in taps)
+
+
+def _use_rows(c_in, c_out, kh, kw, geom, out_hw):
+    """True when the row layout moves fewer floats than full im2col (per image and column)."""
+    if geom.stride[0] != 1 or kh == 1:
+        return False
+    ho = out_hw[0]
+    full = c_in * kh * kw * ho
+    rows = c_in * kw * (ho + (kh - 1) * geom.dilation[0]) + 2 * (kh - 1) * c_out * ho
+    return rows < full
+
+
+def _im2col(x, kh, kw, geom, out_hw):
+    """Patches of x: (N, C, kh, kw, Ho, Wo), zero where a window covers the padding."""
+    xp = backend.xp_of(x)
+    n, c, h, w = x.shape
+    rows = _taps(h, out_hw[0], kh, geom.stride[0], geom.dilation[0], geom.pad[0])
+    cols = _taps(w, out_hw[1], kw, geom.stride[1], geom.dilation[1], geom.pad[1])
+    full = _covers(rows, out_hw[0]) and _covers(cols, out_hw[1])
+    out = (xp.empty if full else xp.zeros)((n, c, kh, kw) + tuple(out_hw), dtype=x.dtype)
+    for i, r in enumerate(rows):
+        for j, q in enumerate(cols):
+            if r is not None and q is not None:
+                out[:, :, i, j, r[0], q[0]] = x[:, :, r[1], q[1]]
+    return out
+
+
+def _im2row(x, kh, kw, geom, out_hw):
+    """The kw shifted copies of x: (N, C, kw, Ho + (kh-1)*dh, Wo), rows starting at -pad_h."""
+    xp = backend.xp_of(x)
+    n, c, h, w = x.shape
+    ho, wo = out_hw
+    height = ho + (kh - 1) * geom.dilation[0]
+    top = geom.pad[0]
+    r0, r1 = max(0, top), min(height, top + h)
+    cols = _taps(w, wo, kw, geom.stride[1], geom.dilation[1], geom.pad[1])
+    full = r0 == 0 and r1 == height and _covers(cols, wo)
+    out = (xp.empty if full else xp.zeros)((n, c, kw, height, wo), dtype=x.dtype)
+    for j, q in enumerate(cols):
+        if q is not None and r1 > r0:
+            out[:, :, j, r0:r1, q[0]] = x[:, :, r0 - top:r1 - top, q[1]]
+    return out
+
+
+def _patches(x, kh, kw, c_out, geom, out_hw):
+    """("rows", x3) or ("full", cols) for x, in the layout _use_rows picks."""
+    if _use_rows(x.shape[1], c_out, kh, kw, geom, out_hw):
+        return "rows", _im2row(x, kh, kw, geom, out_hw)
+    return "full", _im2col(x, kh, kw, geom, out_hw)
+
+
+def _correlate(x, w, geom, out_hw, patches=None):
+    """Cross-correlation y[n, o] = sum_c,i,j w[o, c, i, j] x[n, c, o_y*s + i*d - p, ...].
+
+    Shape: x (N, C, H, W), w (O, C/groups, kh, kw) -> y (N, O, Ho, Wo); also returns the
+    patches so the weight gradient can reuse them.
+    """
+    xp = backend.xp_of(x)
+    n = x.shape[0]
+    o, cg, kh, kw = w.shape
+    g = geom.groups
+    size = out_hw[0] * out_hw[1]
+    kind, data = patches or _patches(x, kh, kw, o, geom, out_hw)
+    if kind == "full":
+        cols = data.reshape(n, g, cg * kh * kw, size)            # (N, G, K, P)
+        y = xp.matmul(w.reshape(g, o // g, cg * kh * kw), cols)  # (N, G, O/G, P)
+        return y.reshape((n, o) + tuple(out_hw)), (kind, data)
+    flat = data.reshape(n, g, cg * kw, -1)                        # (N, G, C/G*kw, Hr*Wo)
+    step = geom.dilation[0] * out_hw[1]
+    y = tmp = None
+    for i in range(kh):
+        wi = w[:, :, i, :].reshape(g, o // g, cg * kw)           # (G, O/G, C/G*kw)
+        rows = flat[..., i * step:i * step + size]
+        if y is None:
+            y = xp.matmul(wi, rows)
+        else:
+            tmp = xp.matmul(wi, rows, out=tmp)
+            y += tmp
+    return y.reshape((n, o) + tuple(out_hw)), (kind, data)
+
+
+def _flip_kernel(w, groups):
+    """(O, C/G, kh, kw) -> (C, O/G, kh, kw) rotated 180 degrees: the transposed kernel."""
+    o, cg, kh, kw = w.shape
+    wt = w.reshape(groups, o // groups, cg, kh, kw).transpose(0, 2, 1, 3, 4)
+    return wt[..., ::-1, ::-1].reshape(groups * cg, o // groups, kh, kw)
+
+
+def _transposed(g, w, geom, in_hw):
+    """Adjoint of _correlate w.r.t. x: g (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W)."""
+    xp = backend.xp_of(g)
+    n, o, ho, wo = g.shape
+    _, cg, kh, kw = w.shape
+    groups = geom.groups
+    c = cg * groups
+    dh, dw = geom.dilation
+    col2im = 3 * c * kh * kw * ho
+    if geom.stride == (1, 1):
+        flipped = Geom((1, 1), ((kh - 1) * dh - geom.pad[0], (kw - 1) * dw - geom.pad[1]),
+                       geom.dilation, groups)
+        rows = _use_rows(o, c, kh, kw, flipped, in_hw)
+        moved = (o * kw * (in_hw[0] + (kh - 1) * dh) + 2 * (kh - 1) * c * in_hw[0] if rows
+                 else o * kh * kw * in_hw[0])
+        if moved < col2im:
+            return _correlate(g, _flip_kernel(w, groups), flipped, in_hw)[0]
+    wt = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)   # (G, K, O/G)
+    cols = xp.matmul(wt, g.reshape(n, groups, o // groups, ho * wo))      # (N, G, K, P)
+    cols = cols.reshape(n, c, kh, kw, ho, wo)
+    rows = _taps(in_hw[0], ho, kh, geom.stride[0], dh, geom.pad[0])
+    taps = _taps(in_hw[1], wo, kw, geom.stride[1], dw, geom.pad[1])
+    out = xp.zeros((n, c) + tuple(in_hw), dtype=g.dtype)
+    for i, r in enumerate(rows):
+        for j, q in enumerate(taps):
+            if r is not None and q is not None:
+                out[:, :, r[1], q[1]] += cols[:, :, i, j, r[0], q[0]]
+    return out
+
+
+def _weight_grad(x, g, kernel, geom, patches=None):
+    """dL/dw = sum over n and pixels of g times the patches of x: (O, C/G, kh, kw)."""
+    xp = backend.xp_of(x)
+    n, o, ho, wo = g.shape
+    kh, kw = kernel
+    groups = geom.groups
+    cg = x.shape[1] // groups
+    size = ho * wo
+    g4 = g.reshape(n, groups, o // groups, size)                  # (N, G, O/G, P)
+    kind, data = patches or _patches(x, kh, kw, o, geom, (ho, wo))
+    if kind == "full":
+        cols = data.reshape(n, groups, cg * kh * kw, size)
+        return xp.matmul(g4, cols.swapaxes(-1, -2)).sum(0).reshape(o, cg, kh, kw)
+    flat = data.reshape(n, groups, cg * kw, -1)
+    step = geom.dilation[0] * wo
+    parts = [xp.matmul(g4, flat[..., i * step:i * step + size].swapaxes(-1, -2)).sum(0)
+             for i in range(kh)]                                   # kh x (G, O/G, C/G*kw)
+    return xp.stack([p.reshape(o, cg, kw) for p in parts], axis=2)
+
+
+# --- differentiable Functions: each backward is made of the others --------------------------
+
+class Conv2d(Function):
+    """y = correlate(x, w) + b (see _correlate); the patches are kept for the weight grad."""
+
+    def forward(self, x, w, b=None, geom=None, out_hw=None):
+        y, patches = _correlate(x, w, geom, out_hw)
+        if b is not None:
+            y += b.reshape(-1, 1, 1)
+        self.geom = geom
+        self.saved_patches = patches if self.needs_input_grad[1] else None
+        return y
+
+    def backward(self, grad):
+        x, w, _ = self.inputs
+        need = self.needs_input_grad
+        gx = ConvTranspose2d.apply(grad, w, None, geom=self.geom, out_hw=x.shape[2:]) \
+            if need[0] else None
+        gw = ConvWeightGrad.apply(x, grad, geom=self.geom, kernel=w.shape[2:],
+                                  patches=self.saved_patches) if need[1] else None
+        gb = grad.sum(dim=(0, 2, 3)) if need[2] else None
+        return gx, gw, gb
+
+
+class ConvTranspose2d(Function):
+    """y = adjoint of correlate(., w) applied to x, plus b; out_hw is the output size."""
+
+    def forward(self, x, w, b=None, geom=None, out_hw=None):
+        y = _transposed(x, w, geom, out_hw)
+        if b is not None:
+            y += b.reshape(-1, 1, 1)
+        self.geom = geom
+        return y
+
+    def backward(self, grad):
+        x, w, _ = self.inputs
+        need = self.needs_input_grad
+        gx = Conv2d.apply(grad, w, None, geom=self.geom, out_hw=x.shape[2:]) if need[0] else None
+        gw = ConvWeightGrad.apply(grad, x, geom=self.geom, kernel=w.shape[2:]) \
+            if need[1] else None
+        gb = grad.sum(dim=(0, 2, 3)) if need[2] else None
+        return gx, gw, gb
+
+
+class ConvWeightGrad(Function):
+    """dw = sum over n, pixels of g * patches(x); bilinear in (x, g), so its gradients are
+    conv_transpose2d (w.r.t. x) and conv2d (w.r.t. g)."""
+
+    def forward(self, x, g, geom=None, kernel=None, patches=None):
+        self.geom = geom
+        return _weight_grad(x, g, kernel, geom, patches)
+
+    def backward(self, grad):
+        x, g = self.inputs
+        need = self.needs_input_grad
+        gx = ConvTranspose2d.apply(g, grad, None, geom=self.geom, out_hw=x.shape[2:]) \
+            if need[0] else None
+        gg = Conv2d.apply(x, grad, None, geom=self.geom, out_hw=g.shape[2:]) if need[1] else None
+        return gx, gg
+
+
+
+# --- public functions: validate, then one Function.apply -----------------------------------
+
+def _pair(value, name, op, low=1):
+    """An int or a pair of ints, each >= low, as a tuple (h, w)."""
+    pair = (value, value) if isinstance(value, int) else value
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < low:
+        raise ValueError(f"{op}: {name} must be >= {low}, got {value!r}")
+    return tuple(pair)
+
+
+def _batched(x, op):
+    """(x as (N, C, H, W), whether it was a single (C, H, W) image)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor input, got {type(x).__name__}")
+    if x.ndim == 3:
+        return x.unsqueeze(0), True
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
+                         f"{tuple(x.shape)}")
+    return x, False
+
+
+def _check_params(op, x, weight, bias, groups, in_channels, out_channels):
+    if not isinstance(weight, Tensor) or weight.ndim != 4:
+        raise ValueError(f"{op}: expected a 4-D weight tensor, got "
+                         f"{getattr(weight, 'shape', type(weight).__name__)}")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    for t, what in ((weight, "weight"), (bias, "bias")):
+        if t is not None and t.dtype != x.dtype:
+            raise TypeError(f"{op}: input dtype {x.dtype} and {what} dtype {t.dtype} should be "
+                            "the same")
+    if not backend.is_floating(x.dtype):
+        raise TypeError(f"{op}: expected a floating-point input, got {x.dtype}")
+    if out_channels % groups or weight.shape[0] % groups:
+        raise ValueError(f"{op}: channels {weight.shape[0]} of weight {tuple(weight.shape)} "
+                         f"must be divisible by groups={groups}")
+    if x.shape[1] != in_channels:
+        raise ValueError(f"{op}: expected input (N, {in_channels}, H, W) with {in_channels} "
+                         f"channels to match weight {tuple(weight.shape)}"
+                         f"{f' and groups={groups}' if groups > 1 else ''}, got "
+                         f"{tuple(x.shape)}")
+    if bias is not None and tuple(bias.shape) != (out_channels,):
+        raise ValueError(f"{op}: expected bias of shape ({out_channels},), got "
+                         f"{tuple(bias.shape)}")
+
+
+def _conv_out(op, size, kernel, stride, pad, dilation, total_pad=None):
+    padded = size + (2 * pad if total_pad is None else total_pad)
+    span = dilation * (kernel - 1) + 1
+    if span > padded:
+        raise RuntimeError(f"{op}: kernel of size {kernel} (dilated to {span}) is larger than "
+                           f"the padded input of size {padded} (input {size}, padding {pad})")
+    return (padded - span) // stride + 1
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation: y[n, o] = b[o] + sum_c,i,j w[o, c, i, j] x[n, c, s*y + d*i - p,
+    s*x + d*j - p] over the input channels c of o's group.
+
+    Concept: N2.3 (output size (H + 2p - d(k-1) - 1) // s + 1).
+
+    Args:
+        stride, dilation: int or (h, w). padding: int, (h, w), 'valid' or 'same' (stride 1;
+        an odd total pads one more on the bottom/right, as torch). groups: channel groups.
+
+    Shape:
+        input (N, C, H, W) or (C, H, W); weight (O, C/groups, kH, kW); bias (O,)
+        -> output (N, O, Ho, Wo) or (O, Ho, Wo).
+
+    >>> conv2d(shendu.randn(2, 3, 8, 8), shendu.randn(4, 3, 3, 3), padding=1).shape
+    (2, 4, 8, 8)
+    """
+    op = "conv2d"
+    x, single = _batched(input, op)
+    out_ch, cg, kh, kw = weight.shape if isinstance(weight, Tensor) else (0,) * 4
+    _check_params(op, x, weight, bias, groups, cg * groups, out_ch)
+    stride, dilation = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    h, w = x.shape[2:]
+    if padding in ("valid", "same"):
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+        total = (dilation[0] * (kh - 1), dilation[1] * (kw - 1)) if padding == "same" \
+            else (0, 0)
+        pad = (total[0] // 2, total[1] // 2)
+    elif isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int, a pair, 'valid' or 'same', got "
+                         f"{padding!r}")
+    else:
+        pad = _pair(padding, "padding", op, low=0)
+        total = (2 * pad[0], 2 * pad[1])
+    out_hw = (_conv_out(op, h, kh, stride[0], pad[0], dilation[0], total[0]),
+              _conv_out(op, w, kw, stride[1], pad[1], dilation[1], total[1]))
+    y = Conv2d.apply(x, weight, bias, geom=Geom(stride, pad, dilation, groups), out_hw=out_hw)
+    return y.squeeze(0) if single else y
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """2-D transposed convolution, the adjoint (gradient) of conv2d w.r.t. its input: every
+    input pixel adds w-weighted copies of the kernel into a strided output (learnable
+    up-sampling).
+
+    Concept: N6.1 (output size (H - 1)s - 2p + d(k-1) + output_padding + 1).
+
+    Shape:
+        input (N, C_in, H, W) or (C_in, H, W); weight (C_in, C_out/groups, kH, kW);
+        bias (C_out,) -> output (N, C_out, Ho, Wo) or (C_out, Ho, Wo).
+
+    >>> conv_transpose2d(shendu.randn(2, 4, 5, 5), shendu.randn(4, 3, 3, 3), stride=2).shape
+    (2, 3, 11, 11)
+    """
+    op = "conv_transpose2d"
+    x, single = _batched(input, op)
+    in_ch, og, kh, kw = weight.shape if isinstance(weight, Tensor) else (0,) * 4
+    _check_params(op, x, weight, bias, groups, in_ch, og * groups)
+    stride, dilation = _pair(stride, "stride", op), _pair(dilation, "dilation", op)
+    pad = _pair(padding, "padding", op, low=0)
+    extra = _pair(output_padding, "output_padding", op, low=0)
+    for e, s, d in zip(extra, stride, dilation):
+        if e >= s and e >= d:
+            raise ValueError(f"{op}: output_padding {extra} must be smaller than either stride "
+                             f"{stride} or dilation {dilation}")
+    out_hw = tuple((n - 1) * s - 2 * p + d * (k - 1) + e + 1 for n, s, p, d, k, e in
+                   zip(x.shape[2:], stride, pad, dilation, (kh, kw), extra))
+    if min(out_hw) < 1:
+        raise RuntimeError(f"{op}: the output size {out_hw} is not positive for input "
+                           f"{tuple(x.shape)}, kernel {(kh, kw)}, stride {stride}, padding {pad}")
+    y = ConvTranspose2d.apply(x, weight, bias, geom=Geom(stride, pad, dilation, groups),
+                              out_hw=out_hw)
+    return y.squeeze(0) if single else y
+
+
+from shendu.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: E402,F401
