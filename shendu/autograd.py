@@ -8,6 +8,7 @@ unrolled over thousands of steps) never hit Python's recursion limit.
 """
 from __future__ import annotations
 
+import functools
 import weakref
 
 _grad_enabled = True
@@ -17,8 +18,8 @@ def is_grad_enabled() -> bool:
     return _grad_enabled
 
 
-class set_grad_enabled:
-    """Context manager (and decorator) that turns graph recording on or off."""
+class _GradMode:
+    """Context manager and decorator that sets graph recording to ``mode`` while active."""
 
     def __init__(self, mode: bool):
         self.mode = bool(mode)
@@ -38,27 +39,48 @@ class set_grad_enabled:
     def __call__(self, func):
         mode = self.mode
 
+        @functools.wraps(func)
         def wrapper(*args, **kwargs):
-            with set_grad_enabled(mode):
+            with _GradMode(mode):
                 return func(*args, **kwargs)
 
-        wrapper.__name__ = getattr(func, "__name__", "wrapper")
-        wrapper.__doc__ = getattr(func, "__doc__", None)
         return wrapper
 
 
-class no_grad(set_grad_enabled):
+class no_grad(_GradMode):
     """Disable graph recording: ``with shendu.no_grad(): ...`` or ``@shendu.no_grad()``."""
 
     def __init__(self):
         super().__init__(False)
 
 
-class enable_grad(set_grad_enabled):
+class enable_grad(_GradMode):
     """Re-enable graph recording inside a ``no_grad`` block."""
 
     def __init__(self):
         super().__init__(True)
+
+
+class set_grad_enabled(_GradMode):
+    """Turn graph recording on or off; as torch, it acts at once when called as a function.
+
+    ``shendu.set_grad_enabled(False)`` disables recording until re-enabled; used with ``with``
+    or as a decorator it restores the previous mode afterwards.
+    """
+
+    def __init__(self, mode: bool):
+        global _grad_enabled
+        super().__init__(mode)
+        self.prev = _grad_enabled
+        _grad_enabled = self.mode
+
+    def __enter__(self):
+        return self  # the mode was already set by __init__; __exit__ restores self.prev
+
+    def __call__(self, func):
+        global _grad_enabled
+        _grad_enabled = self.prev  # decorating must not change the current mode
+        return super().__call__(func)
 
 
 class Function:
@@ -100,7 +122,7 @@ class Function:
             if cls.uses_inputs:
                 fn.versions = tuple(0 if t is None else t._version for t in inputs)
             if cls.uses_output:
-                fn._output_ref = weakref.ref(out)
+                fn._output_ref = weakref.ref(out)  # a fresh tensor: its version is 0
             out.grad_fn = fn
         return out
 
@@ -125,14 +147,21 @@ class Function:
             setattr(self, key, None)
 
     def _check_versions(self):
-        if not type(self).uses_inputs:
-            return
-        for i, (t, v) in enumerate(zip(self.inputs, self.versions)):
-            if t is not None and t._version != v:
+        cls = type(self)
+        if cls.uses_inputs:
+            for i, (t, v) in enumerate(zip(self.inputs, self.versions)):
+                if t is not None and t._version != v:
+                    raise RuntimeError(
+                        f"{self.name()}: input {i} of shape {t.shape} needed for gradient "
+                        f"computation was modified by an in-place operation (version {v} at "
+                        f"forward, now {t._version}); use an out-of-place op instead")
+        if cls.uses_output:
+            out = self._output_ref()
+            if out is not None and out._version != 0:
                 raise RuntimeError(
-                    f"{self.name()}: input {i} of shape {t.shape} needed for gradient "
-                    f"computation was modified by an in-place operation (version {v} at "
-                    f"forward, now {t._version}); use an out-of-place op instead")
+                    f"{self.name()}: its output of shape {out.shape} needed for gradient "
+                    "computation was modified by an in-place operation (version 0 at forward, "
+                    f"now {out._version}); use an out-of-place op instead")
 
 
 def unbroadcast(grad, shape):
@@ -179,7 +208,7 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, capture=None,
     for root, g in zip(roots, root_grads):
         grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
     handed_out = set()
-    with set_grad_enabled(create_graph):
+    with _GradMode(create_graph):
         for tensor in reversed(_topological_order(roots)):
             grad = grads.pop(id(tensor), None)
             if grad is None:
