@@ -20,7 +20,7 @@ def _legacy_reduction(size_average, reduce):
     if reduce is None:
         reduce = True
     warnings.warn("size_average and reduce are deprecated; use reduction=", UserWarning,
-                  stacklevel=4)
+                  stacklevel=3)
     if size_average and reduce:
         return "mean"
     return "sum" if reduce else "none"
