@@ -375,11 +375,10 @@ class CSVLogger(Callback):
 
 
 def _format_logs(logs):
-    parts = []
-    for key, value in logs.items():
-        if key in ("time", "size", "batch"):
-            continue
-        parts.append(f"{key} {value:.4g}" if key == "lr" else f"{key} {value:.4f}")
+    keys = [k for k in logs if k not in ("time", "size", "batch", "lr")]
+    parts = [f"{k} {logs[k]:.4f}" for k in keys]
+    if "lr" in logs:
+        parts.append(f"lr {logs['lr']:.4g}")
     return " - ".join(parts)
 
 
@@ -409,7 +408,7 @@ class ProgressBar(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch, self._start = epoch, time.perf_counter()
-        self._seen, self._loss_sum = 0, 0.0
+        self._seen, self._loss_sum, self._train_time = 0, 0.0, 0.0
         if self.use_tqdm:
             from tqdm.auto import tqdm
             self._bar = tqdm(total=self.params.get("steps"), file=self._out(), leave=False,
@@ -419,6 +418,7 @@ class ProgressBar(Callback):
         logs = logs or {}
         n = logs.get("size", 1)
         self._seen += n
+        self._train_time = time.perf_counter() - self._start  # samples/s excludes validation
         self._loss_sum += logs.get("loss", math.nan) * n
         if self._bar is not None:
             elapsed = max(time.perf_counter() - self._start, 1e-9)
@@ -430,7 +430,8 @@ class ProgressBar(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
-        elapsed = max(time.perf_counter() - self._start, 1e-9)
+        elapsed = time.perf_counter() - self._start
+        rate = self._seen / max(self._train_time, 1e-9)
         print(f"epoch {epoch + 1}/{self.params.get('epochs', '?')} - {elapsed:.1f}s - "
-              f"{self._seen / elapsed:.0f} samples/s - {_format_logs(logs or {})}",
+              f"{rate:.0f} samples/s - {_format_logs(logs or {})}",
               file=self._out(), flush=True)
