@@ -2,3 +2,14 @@
 ``utils``."""
 from shendu.nn import init, utils
 from shendu.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from shendu.nn import functional
+from shendu.nn.activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax,
+                                  Tanh)
+from shendu.nn.conv import Conv2d, ConvTranspose2d
+from shendu.nn.dropout import Dropout
+from shendu.nn.embedding import Embedding
+from shendu.nn.linear import Flatten, Identity, Linear, Maxout, Unflatten
+from shendu.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss, MSELoss,
+                            NLLLoss)
+from shendu.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from shendu.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
