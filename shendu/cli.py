@@ -1,0 +1,247 @@
+"""The ``shendu`` command line: ``shendu train`` and ``shendu eval`` (argparse + dataclasses).
+
+``shendu train`` with no arguments trains LeNet-5 on Fashion-MNIST (55k train / 5k validation
+split of the training set, seeded), with early stopping, best and last checkpoints, a progress
+line per epoch, ``history.csv`` and ``curves.png``, and prints the test accuracy at the end.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, fields
+
+DATASETS = ("fashion-mnist", "mnist")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
+# per-channel statistics of the training images, scaled to [0, 1]
+NORMALIZE = {"fashion-mnist": (0.2860, 0.3530), "mnist": (0.1307, 0.3081)}
+GET_FASHION = ("the full Fashion-MNIST was not found; get it with `apt-get install "
+               "dataset-fashion-mnist` or pass --data-dir DIR (a folder with the four IDX files)")
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``shendu train`` needs; each field is a ``--flag`` of the same name."""
+
+    model: str = "lenet5"
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    subset: bool = False  # use the small Fashion-MNIST subset shipped with shendu
+    optimizer: str = "adam"
+    lr: float | None = None  # None: 0.05 for sgd, 1e-3 otherwise
+    momentum: float = 0.9  # sgd and rmsprop
+    weight_decay: float | None = None  # None: the optimizer's own default
+    batch_size: int = 64
+    epochs: int = 10
+    patience: int = 3  # early stopping on val_loss
+    val_size: int = 5000  # at most a tenth of the training set
+    seed: int = 0
+    device: str = "cpu"
+    out: str | None = None  # None: runs/<model>-<dataset>-<timestamp>
+    limit_train: int | None = None
+    limit_test: int | None = None
+    resume: str | None = None
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def add_train_arguments(parser):
+    from shendu.models import list_models
+    choices = {"model": list_models(), "dataset": DATASETS, "optimizer": OPTIMIZERS,
+               "device": ("cpu", "cuda")}
+    defaults = TrainConfig()
+    for f in fields(TrainConfig):
+        default = getattr(defaults, f.name)
+        if f.type == "bool":
+            parser.add_argument(_flag(f.name), action="store_true")
+            continue
+        kind = {"int": int, "float": float}.get(f.type.split(" |")[0], str)
+        parser.add_argument(_flag(f.name), type=kind, default=default,
+                            choices=choices.get(f.name),
+                            help=f"default: {default}" if default is not None else None)
+
+
+# --- data -------------------------------------------------------------------------------------
+
+def load_data(config, log):
+    """(train, val, test) datasets; tells the user when the shipped subset is used."""
+    from shendu import Generator
+    from shendu.data import MNIST, FashionMNIST, Subset, random_split, transforms
+    mean, std = NORMALIZE[config.dataset]
+    tf = transforms.Normalize(mean, std)
+    if config.dataset == "mnist":
+        train, test = (MNIST(config.data_dir, train=t, transform=tf) for t in (True, False))
+    elif config.subset:
+        train, test = (FashionMNIST.subset(t, tf) for t in (True, False))
+    else:
+        train, test = (FashionMNIST(config.data_dir, t, tf, allow_subset=True)
+                       for t in (True, False))
+        if train.is_subset:
+            log(f"note: {GET_FASHION}.")
+    if getattr(train, "is_subset", False):
+        log(f"training on the Fashion-MNIST subset shipped with shendu ({len(train):,} train / "
+            f"{len(test):,} test images)")
+    val_size = min(config.val_size, len(train) // 10)
+    train, val = random_split(train, [len(train) - val_size, val_size],
+                              generator=Generator(seed=config.seed))
+    if config.limit_train is not None:
+        train = Subset(train, list(range(min(config.limit_train, len(train)))))
+    if config.limit_test is not None:
+        test = Subset(test, list(range(min(config.limit_test, len(test)))))
+    return train, val, test
+
+
+def make_optimizer(config, params):
+    from shendu import optim
+    lr = config.lr if config.lr is not None else DEFAULT_LR[config.optimizer]
+    extra = {} if config.weight_decay is None else {"weight_decay": config.weight_decay}
+    if config.optimizer == "sgd":
+        return optim.SGD(params, lr=lr, momentum=config.momentum, **extra)
+    if config.optimizer == "rmsprop":
+        return optim.RMSprop(params, lr=lr, momentum=config.momentum, **extra)
+    return {"adam": optim.Adam, "adamw": optim.AdamW}[config.optimizer](params, lr=lr, **extra)
+
+
+# --- outputs ----------------------------------------------------------------------------------
+
+def plot_curves(history, path, log):
+    """Loss and accuracy per epoch (train and validation) into ``path``; needs matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed (pip install 'shendu[plot]'); skipping curves.png")
+        return False
+    epochs = [e + 1 for e in history.epoch]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for prefix, label in (("", "train"), ("val_", "validation")):
+            if prefix + key in history.history:
+                ax.plot(epochs, history.history[prefix + key], marker="o", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def _loader(dataset, batch_size, shuffle=False, seed=None):
+    from shendu import Generator
+    from shendu.data import DataLoader
+    gen = Generator(seed=seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=gen)
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+def train(config: TrainConfig, log=print) -> dict:
+    """Run ``shendu train``; returns {'test_accuracy', 'test_loss', 'out', 'epochs'}."""
+    import shendu
+    from shendu import nn
+    from shendu.models import get_model
+    from shendu.train import (CSVLogger, EarlyStopping, ModelCheckpoint, ProgressBar,
+                              TerminateOnNaN, Trainer)
+
+    shendu.manual_seed(config.seed)
+    out = config.out
+    if out is None and config.resume is not None:
+        out = os.path.dirname(os.path.abspath(config.resume))  # keep adding to the same run
+    elif out is None:
+        out = os.path.join("runs", f"{config.model}-{config.dataset}-"
+                                   f"{time.strftime('%Y%m%d-%H%M%S')}")
+    os.makedirs(out, exist_ok=True)
+    train_set, val_set, test_set = load_data(config, log)
+    model = get_model(config.model)
+    optimizer = make_optimizer(config, model.parameters())
+    with open(os.path.join(out, "config.json"), "w") as f:
+        json.dump(asdict(config), f, indent=2)
+    log(f"{config.model}: {sum(p.numel() for p in model.parameters()):,} parameters; "
+        f"{len(train_set):,} train / {len(val_set):,} val / {len(test_set):,} test; "
+        f"writing to {out}")
+    callbacks = [ProgressBar(), TerminateOnNaN(),
+                 EarlyStopping(patience=config.patience, restore_best_weights=True),
+                 CSVLogger(os.path.join(out, "history.csv"), append=config.resume is not None),
+                 ModelCheckpoint(os.path.join(out, "best.st"), save_best_only=True),
+                 ModelCheckpoint(os.path.join(out, "last.st"))]
+    trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
+                      device=config.device)
+    history = trainer.fit(_loader(train_set, config.batch_size, True, config.seed + 1),
+                          _loader(val_set, 1000), epochs=config.epochs,
+                          resume_from=config.resume)
+    test = trainer.evaluate(_loader(test_set, 1000))
+    plot_curves(history, os.path.join(out, "curves.png"), log)
+    log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
+        f"{len(test_set):,} test images, after {len(history.epoch)} epochs")
+    return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "out": out,
+            "epochs": len(history.epoch)}
+
+
+def evaluate(args, log=print) -> dict:
+    """Run ``shendu eval``: the test accuracy of a checkpoint written by ``shendu train``."""
+    from shendu import nn, serialization
+    from shendu.models import get_model
+    from shendu.train import Trainer
+
+    saved = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "config.json")
+    config = TrainConfig()
+    if os.path.exists(saved):
+        with open(saved) as f:
+            config = TrainConfig(**json.load(f))
+    for name in ("model", "dataset", "data_dir", "limit_test"):
+        if getattr(args, name) is not None:
+            setattr(config, name, getattr(args, name))
+    config.subset = config.subset or args.subset
+    state = serialization.load(args.checkpoint)
+    model = get_model(config.model)
+    model.load_state_dict(state["model"] if "model" in state else state)
+    test_set = load_data(config, log)[2]
+    trainer = Trainer(model, None, nn.CrossEntropyLoss(), device=args.device)
+    test = trainer.evaluate(_loader(test_set, 1000))
+    log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
+        f"{len(test_set):,} test images")
+    return test
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="shendu", description="shendu: deep learning on "
+                                     "NumPy, checked against PyTorch")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_train_arguments(sub.add_parser("train", help="train a model (default: LeNet-5 on "
+                                       "Fashion-MNIST)"))
+    ev = sub.add_parser("eval", help="test accuracy of a checkpoint from `shendu train`")
+    ev.add_argument("--checkpoint", required=True)
+    ev.add_argument("--model", default=None)
+    ev.add_argument("--dataset", default=None, choices=DATASETS)
+    ev.add_argument("--data-dir", default=None)
+    ev.add_argument("--subset", action="store_true")
+    ev.add_argument("--limit-test", type=int, default=None)
+    ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    log = print
+    try:
+        if args.command == "train":
+            names = {f.name for f in fields(TrainConfig)}
+            train(TrainConfig(**{k: v for k, v in vars(args).items() if k in names}), log)
+        elif args.command == "eval":
+            evaluate(args, log)
+    except FileNotFoundError as err:
+        print(f"shendu {args.command}: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,69 @@
+"""`shendu train` / `shendu eval` run in-process with tiny settings on the shipped subset."""
+import csv
+import importlib.util
+import re
+
+import pytest
+
+from shendu import cli
+from shendu.data import FashionMNIST
+
+TINY = ["--epochs", "1", "--limit-train", "512", "--limit-test", "400", "--batch-size", "64"]
+
+
+@pytest.fixture
+def no_full_dataset(monkeypatch, tmp_path):
+    """Hide the system copy of Fashion-MNIST so the CLI must fall back to the subset."""
+    monkeypatch.setattr(FashionMNIST, "system_dirs", ())
+    monkeypatch.delenv("SHENDU_DATA", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def test_train_falls_back_to_subset_and_writes_outputs(no_full_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--out", str(out), "--data-dir", str(tmp_path / "none")]
+                    + TINY) == 0
+    stdout = capsys.readouterr().out
+    assert "apt-get install dataset-fashion-mnist" in stdout and "--data-dir" in stdout
+    assert "training on the Fashion-MNIST subset shipped with shendu" in stdout
+    match = re.search(r"test accuracy: (\d\.\d{4}) \(loss [\d.]+\) on 400 test images", stdout)
+    assert match and float(match.group(1)) > 0.2  # chance is 0.1
+    for name in ("best.st", "last.st", "history.csv", "config.json"):
+        assert (out / name).is_file(), name
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    assert len(rows) == 1 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+    has_matplotlib = importlib.util.find_spec("matplotlib") is not None
+    assert (out / "curves.png").is_file() == has_matplotlib
+    assert ("matplotlib is not installed" in stdout) != has_matplotlib
+
+    # resume one more epoch from the last checkpoint, then evaluate the best checkpoint
+    assert cli.main(["train", "--subset", "--out", str(out), "--resume", str(out / "last.st"),
+                     "--epochs", "2", "--limit-train", "512", "--limit-test", "400"]) == 0
+    assert len(list(csv.DictReader(open(out / "history.csv")))) == 2
+    capsys.readouterr()
+    assert cli.main(["eval", "--checkpoint", str(out / "best.st")]) == 0
+    assert re.search(r"test accuracy: \d\.\d{4} .* on 400 test images", capsys.readouterr().out)
+
+
+def test_help_lists_subcommands_and_bad_args_are_argparse_errors(capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["--help"])
+    assert info.value.code == 0
+    text = capsys.readouterr().out
+    assert "train" in text and "eval" in text
+    with pytest.raises(SystemExit) as info:
+        cli.main(["train", "--bogus"])
+    assert info.value.code == 2 and "unrecognized arguments" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--optimizer", "lbfgs"])
+    assert "invalid choice" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([])
+
+
+def test_missing_mnist_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SHENDU_DATA", raising=False)
+    code = cli.main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path),
+                     "--out", str(tmp_path / "run")])
+    assert code == 2 and "MNIST" in capsys.readouterr().err
