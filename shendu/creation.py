@@ -18,12 +18,16 @@ def _to_array(data, dtype=None, device=None):
         device = backend.device_of(data) if backend.is_array(data) else "cpu"
     device = backend.normalize_device(device)
     xp = backend.namespace(device)
-    if dtype is None:
-        dtype = backend.infer_dtype(data)
     if backend.is_array(data):
         data = backend.to_device(data, device)
         return xp.array(data, dtype=dtype, copy=True)
-    return xp.asarray(data, dtype=dtype)
+    try:
+        if dtype is None:
+            dtype = backend.infer_dtype(data)
+        return xp.asarray(data, dtype=dtype)
+    except ValueError as err:  # ragged nested lists, strings that are not numbers
+        raise ValueError(f"tensor(): cannot build a tensor from {type(data).__name__} data "
+                         f"({err}); expected numbers or equally long nested lists") from None
 
 
 def _shape(size):
@@ -141,10 +145,17 @@ def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -
     return _make(data, requires_grad)
 
 
-def randint(low, high=None, size=(), generator=None, dtype=None, device=None) -> Tensor:
-    """Integers uniform on [low, high) (int64 by default)."""
-    if high is None:
+def randint(low=0, high=None, size=(), generator=None, dtype=None, device=None) -> Tensor:
+    """Integers uniform on [low, high) (int64 by default).
+
+    Accepts torch's forms ``randint(high, size)`` and ``randint(low, high, size)``.
+    """
+    if isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
+    elif high is None:
         low, high = 0, low
+    if high <= low:
+        raise ValueError(f"randint: expected low < high, got low={low} and high={high}")
     device = backend.normalize_device(device)
     data = _generator(generator, device).integers(low, high, _shape((size,)))
     return Tensor._wrap(data.astype(backend.as_dtype(dtype) or backend.int64, copy=False))
