@@ -193,33 +193,33 @@ def one_hot(tensor, num_classes=-1):
 class Normalize(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, with mean/var taken over ``dims``.
 
-    Fused for speed (measured in the module's report: about 2x the composite), the statistics
-    come precomputed from the caller. The gradient accounts for them depending on x:
-    dx = rstd (g' - mean(g') - xhat mean(g' xhat)), g' = g * weight. The backward is Tensor
-    ops; under create_graph xhat and rstd are rebuilt from x as Tensor ops so second
-    derivatives are exact.
+    Fused for speed: the caller passes the centered input and the biased variance (it needs
+    them for running statistics), and the gradient accounts for both depending on x:
+    dx = rstd (g' - mean(g') - xhat mean(g' xhat)), g' = g * weight. Measured by CPU time on
+    (4096, 512) layer_norm and (32, 64, 32, 32) batch_norm, forward + backward, float32: about
+    0.6x the composite's time. Without create_graph the backward runs on arrays in place;
+    with it, the same formula is built from Tensor ops on x, so second derivatives are exact.
     """
 
-    def forward(self, x, weight, bias, mean=None, var=None, dims=(), eps=1e-5):
+    def forward(self, x, weight, bias, centered=None, var=None, dims=(), eps=1e-5):
         xp = backend.xp_of(x)
         self.dims, self.eps = dims, eps
         rstd = 1.0 / xp.sqrt(var + eps)
-        xhat = (x - mean) * rstd
-        self.saved_xhat, self.saved_rstd = xhat, rstd
-        out = xhat * weight if weight is not None else xhat.copy()
+        centered *= rstd  # the caller hands over a fresh array: it becomes xhat
+        self.saved_xhat, self.saved_rstd = centered, rstd
+        out = centered * weight if weight is not None else centered.copy()
         if bias is not None:
             out += bias
         return out
 
     def backward(self, grad):
+        if not is_grad_enabled():
+            return self._backward_arrays(grad.data)
         x, weight, bias = self.inputs
         dims = self.dims
-        if is_grad_enabled():
-            centered = x - x.mean(dims, keepdim=True)
-            rstd = ((centered * centered).mean(dims, keepdim=True) + self.eps).rsqrt()
-            xhat = centered * rstd
-        else:
-            xhat, rstd = Tensor._wrap(self.saved_xhat), Tensor._wrap(self.saved_rstd)
+        centered = x - x.mean(dims, keepdim=True)
+        rstd = ((centered * centered).mean(dims, keepdim=True) + self.eps).rsqrt()
+        xhat = centered * rstd
         need = self.needs_input_grad
         grad_w = unbroadcast(grad * xhat, weight.shape) if need[1] else None
         grad_b = unbroadcast(grad, bias.shape) if need[2] else None
@@ -229,6 +229,41 @@ class Normalize(Function):
             grad_x = rstd * (g - g.mean(dims, keepdim=True)
                              - xhat * (g * xhat).mean(dims, keepdim=True))
         return grad_x, grad_w, grad_b
+
+    def _backward_arrays(self, g):
+        """The formula above on arrays, reusing two temporaries instead of ten."""
+        _, weight, bias = self.inputs
+        xp, xhat, dims = backend.xp_of(g), self.saved_xhat, self.dims
+        need = self.needs_input_grad
+        g_xhat = g * xhat
+        grad_w = Tensor._wrap(_sum_to(g_xhat, weight.shape)) if need[1] else None
+        grad_b = Tensor._wrap(_sum_to(g, bias.shape)) if need[2] else None
+        grad_x = None
+        if need[0]:
+            gw = g * weight.data if weight is not None else g.copy()
+            if weight is not None:
+                g_xhat *= weight.data
+            mean_g, mean_gx = gw.mean(axis=dims, keepdims=True), g_xhat.mean(axis=dims,
+                                                                               keepdims=True)
+            gw -= mean_g
+            gw -= xp.multiply(xhat, mean_gx, out=g_xhat)
+            gw *= self.saved_rstd
+            grad_x = Tensor._wrap(gw)
+        return grad_x, grad_w, grad_b
+
+
+def _sum_to(a, shape):
+    """Sum an array over the axes broadcasting stretched, back to ``shape``."""
+    extra = a.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(i + extra for i, n in enumerate(shape)
+                                       if n == 1 and a.shape[i + extra] != 1)
+    return a.sum(axis=axes, keepdims=True).reshape(shape) if axes else a
+
+
+def _moments(data, dims):
+    """(x - mean, biased variance) over ``dims``; pairwise sums keep float32 accurate."""
+    centered = data - data.mean(axis=dims, keepdims=True)
+    return centered, (centered * centered).mean(axis=dims, keepdims=True)
 
 
 def _affine_param(t, shape, op, what):
@@ -257,10 +292,8 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     weight = _affine_param(weight, shape, op, "weight")
     bias = _affine_param(bias, shape, op, "bias")
     dims = tuple(range(input.ndim - k, input.ndim))
-    data = input.data
-    mean = data.mean(axis=dims, keepdims=True)
-    var = data.var(axis=dims, keepdims=True)
-    return Normalize.apply(input, weight, bias, mean=mean, var=var, dims=dims, eps=eps)
+    centered, var = _moments(input.data, dims)
+    return Normalize.apply(input, weight, bias, centered=centered, var=var, dims=dims, eps=eps)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -302,12 +335,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                          f"input {input.shape}")
     data = input.data
     mean = data.mean(axis=dims, keepdims=True)
-    var = data.var(axis=dims, keepdims=True)
+    centered = data - mean
+    var = (centered * centered).mean(axis=dims, keepdims=True)
     with no_grad():
         if running_mean is not None:
             running_mean.mul_(1.0 - momentum).add_(mean.reshape(shape), alpha=momentum)
         if running_var is not None:
             unbiased = var.reshape(shape) * (count / (count - 1))
             running_var.mul_(1.0 - momentum).add_(unbiased, alpha=momentum)
-    return Normalize.apply(input, weight, bias, mean=mean, var=var, dims=dims, eps=eps)
+    return Normalize.apply(input, weight, bias, centered=centered, var=var, dims=dims, eps=eps)
 
