@@ -1,6 +1,8 @@
 """Callbacks fed scripted logs (the Keras test style): no training, no wall clock."""
 import io
 import math
+import sys
+import types
 
 import pytest
 
@@ -9,7 +11,8 @@ from shendu import nn
 from shendu.optim import SGD
 from shendu.optim.lr_scheduler import ReduceLROnPlateau, StepLR
 from shendu.train import (Callback, CallbackList, CSVLogger, EarlyStopping, GradientClipping,
-                          LRScheduler, ModelCheckpoint, ProgressBar, TerminateOnNaN)
+                          LRScheduler, ModelCheckpoint, ProgressBar, TensorBoard,
+                          TerminateOnNaN)
 
 
 class Tiny(nn.Module):
@@ -200,3 +203,38 @@ def test_callback_list_orders_and_checks_types():
         CallbackList([object()])
     with pytest.raises(AttributeError):
         cbs.on_nothing()
+
+
+def test_tensorboard_without_a_writer_package_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # None makes the import fail
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(ImportError, match="pip install tensorboardX"):
+        TensorBoard(tmp_path)
+
+
+def test_tensorboard_writes_epoch_and_batch_scalars(tmp_path, monkeypatch):
+    events = []
+
+    class FakeWriter:
+        def __init__(self, log_dir):
+            events.append(("open", log_dir))
+
+        def add_scalar(self, tag, value, step):
+            events.append((tag, value, step))
+
+        def flush(self):
+            pass
+
+        def close(self):
+            events.append(("close",))
+
+    monkeypatch.setitem(sys.modules, "tensorboardX",
+                        types.SimpleNamespace(SummaryWriter=FakeWriter))
+    cb = TensorBoard(tmp_path, log_batches=True)
+    cb.on_train_begin()
+    cb.on_train_batch_end(0, {"loss": 2.0})
+    cb.on_train_batch_end(1, {"loss": 1.0})
+    cb.on_epoch_end(0, {"loss": 1.5, "val_loss": 1.25})
+    cb.on_train_end()
+    assert events == [("open", str(tmp_path)), ("batch/loss", 2.0, 0), ("batch/loss", 1.0, 1),
+                      ("epoch/loss", 1.5, 0), ("epoch/val_loss", 1.25, 0), ("close",)]

@@ -7,11 +7,9 @@ gradient clipping).
 """
 from __future__ import annotations
 
-import csv
 import math
 import os
 import sys
-import time
 import warnings
 
 
@@ -334,104 +332,3 @@ class TerminateOnNaN(Callback):
                             f"(0-based), step {batch}; stopping training")
             print(self.message, file=sys.stderr)
             self.trainer.stop_training = True
-
-
-class CSVLogger(Callback):
-    """Write one row per epoch (epoch plus every logs key) to a CSV file.
-
-    Args:
-        path: the CSV file.
-        separator: field separator. Defaults to ','.
-        append: keep existing rows (for resumed runs) instead of truncating. Defaults to False.
-    """
-
-    def __init__(self, path, separator=",", append=False):
-        super().__init__()
-        self.path, self.separator, self.append = os.fspath(path), separator, append
-        self._file = self._writer = None
-
-    def on_train_begin(self, logs=None):
-        has_rows = self.append and os.path.exists(self.path) and os.path.getsize(self.path) > 0
-        self._keys = None
-        if has_rows:
-            with open(self.path, newline="") as f:
-                header = f.readline().strip()
-            self._keys = header.split(self.separator)[1:] if header else None
-        self._file = open(self.path, "a" if self.append else "w", newline="")
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        if self._keys is None:
-            self._keys = sorted(logs)
-            self._file.write(self.separator.join(["epoch"] + self._keys) + "\n")
-        writer = csv.writer(self._file, delimiter=self.separator, lineterminator="\n")
-        writer.writerow([epoch] + [logs.get(k, "") for k in self._keys])
-        self._file.flush()
-
-    def on_train_end(self, logs=None):
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-
-
-def _format_logs(logs):
-    keys = [k for k in logs if k not in ("time", "size", "batch", "lr")]
-    parts = [f"{k} {logs[k]:.4f}" for k in keys]
-    if "lr" in logs:
-        parts.append(f"lr {logs['lr']:.4g}")
-    return " - ".join(parts)
-
-
-class ProgressBar(Callback):
-    """Show per-epoch progress with the running loss and samples/s.
-
-    Uses a ``tqdm`` bar when tqdm is installed (the 'progress' extra); otherwise prints one
-    plain line per epoch to ``file`` (stderr by default).
-    """
-
-    order = -100
-
-    def __init__(self, file=None, use_tqdm=None):
-        super().__init__()
-        self.file = file
-        if use_tqdm is None:
-            try:
-                import tqdm  # noqa: F401
-                use_tqdm = True
-            except ImportError:
-                use_tqdm = False
-        self.use_tqdm = use_tqdm
-        self._bar = None
-
-    def _out(self):
-        return self.file if self.file is not None else sys.stderr
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch, self._start = epoch, time.perf_counter()
-        self._seen, self._loss_sum, self._train_time = 0, 0.0, 0.0
-        if self.use_tqdm:
-            from tqdm.auto import tqdm
-            self._bar = tqdm(total=self.params.get("steps"), file=self._out(), leave=False,
-                             desc=f"epoch {epoch + 1}/{self.params.get('epochs', '?')}")
-
-    def on_train_batch_end(self, batch, logs=None):
-        logs = logs or {}
-        n = logs.get("size", 1)
-        self._seen += n
-        self._train_time = time.perf_counter() - self._start  # samples/s excludes validation
-        self._loss_sum += logs.get("loss", math.nan) * n
-        if self._bar is not None:
-            elapsed = max(time.perf_counter() - self._start, 1e-9)
-            self._bar.set_postfix(loss=f"{self._loss_sum / self._seen:.4f}",
-                                  samples_s=f"{self._seen / elapsed:.0f}", refresh=False)
-            self._bar.update(1)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-        elapsed = time.perf_counter() - self._start
-        rate = self._seen / max(self._train_time, 1e-9)
-        print(f"epoch {epoch + 1}/{self.params.get('epochs', '?')} - {elapsed:.1f}s - "
-              f"{rate:.0f} samples/s - {_format_logs(logs or {})}",
-              file=self._out(), flush=True)
