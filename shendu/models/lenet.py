@@ -45,6 +45,11 @@ class LeNet5(nn.Module):
         input (N, in_channels, input_size, input_size) -> output (N, num_classes) logits.
 
     Concept: N2.3 (convolution arithmetic), N2.3.2 (LeNet).
+
+    Example:
+        >>> import shendu
+        >>> LeNet5()(shendu.zeros(2, 1, 28, 28)).shape
+        (2, 10)
     """
 
     def __init__(self, num_classes=10, in_channels=1, activation="tanh", pool="max",

@@ -30,6 +30,11 @@ class MLP(nn.Module):
         input (N, *) with prod(*) == sizes[0] -> output (N, sizes[-1]) logits.
 
     Concept: N2.2 (FCNN), N3.2.5 (dropout).
+
+    Example:
+        >>> import shendu
+        >>> MLP((784, 256, 10))(shendu.zeros(2, 1, 28, 28)).shape
+        (2, 10)
     """
 
     def __init__(self, sizes=MLPConfig.sizes, activation="relu", dropout=0.0):

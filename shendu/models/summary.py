@@ -58,6 +58,12 @@ def summary(model, input_shape, dtype=None) -> ModelSummary:
 
     Shape:
         input_shape (N, ...), e.g. (1, 1, 28, 28) for LeNet5 on one grey 28x28 image.
+
+    Example:
+        >>> from shendu.models import LeNet5
+        >>> rows = summary(LeNet5(), (1, 1, 28, 28)).layers
+        >>> rows[0].output_shape, rows[0].params
+        ((1, 6, 28, 28), 156)
     """
     input_shape = tuple(int(d) for d in input_shape)
     params = list(model.parameters())

@@ -10,6 +10,7 @@ import math
 import time
 
 from shendu import autograd, backend
+from shendu.ops.loss import l1_penalty, l2_penalty
 from shendu.optim import Newton
 from shendu.tensor import Tensor
 from shendu.train.callbacks import CallbackList, GradientClipping
@@ -67,6 +68,17 @@ class Trainer:
     The penalties cover weight tensors only (parameters with ndim >= 2), never biases or norm
     scales, and are added to the loss that is back-propagated; the logged ``loss`` is the data
     loss alone, so it stays comparable with ``val_loss``. Concept: N3.2.5, N3.2.6.
+
+    Example:
+        >>> import shendu
+        >>> from shendu import nn, optim
+        >>> from shendu.data import DataLoader, TensorDataset
+        >>> X, y = shendu.randn(32, 4), shendu.randint(0, 3, (32,))
+        >>> model = nn.Linear(4, 3)
+        >>> trainer = Trainer(model, optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss())
+        >>> history = trainer.fit(DataLoader(TensorDataset(X, y), batch_size=8), epochs=2)
+        >>> sorted(history.history), history.epoch
+        (['accuracy', 'loss', 'lr', 'time'], [0, 1])
     """
 
     def __init__(self, model, optimizer, loss_fn, callbacks=None, metrics=("accuracy",),
@@ -92,20 +104,19 @@ class Trainer:
         return x.to(self.device) if isinstance(x, Tensor) and x.device != self.device else x
 
     def penalty(self):
-        """l1 * sum|w| + l2 * sum(w^2) over weight tensors (ndim >= 2); None if both are 0."""
-        if self.l1 == 0 and self.l2 == 0:
+        """l1 * sum|w| + l2 * sum(w^2) over weight tensors (ndim >= 2); None if both are 0.
+
+        With plain SGD, l2 = weight_decay / 2 gives the same steps as ``weight_decay``.
+        """
+        weights = [p for p in self.model.parameters() if p.ndim >= 2 and p.requires_grad]
+        if (self.l1 == 0 and self.l2 == 0) or not weights:
             return None
-        total = None
-        for p in self.model.parameters():
-            if p.ndim < 2 or not p.requires_grad:
-                continue
-            term = 0.0
-            if self.l1:
-                term = term + self.l1 * p.abs().sum()
-            if self.l2:
-                term = term + self.l2 * (p * p).sum()
-            total = term if total is None else total + term
-        return total
+        terms = []
+        if self.l1:
+            terms.append(self.l1 * l1_penalty(weights))
+        if self.l2:
+            terms.append(self.l2 * l2_penalty(weights))
+        return terms[0] if len(terms) == 1 else terms[0] + terms[1]
 
     def train_step(self, x, y, batch):
         """One optimizer step on (x, y); returns (output, data loss) detached.
