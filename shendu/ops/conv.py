@@ -21,26 +21,13 @@ from collections import namedtuple
 
 from shendu import backend
 from shendu.autograd import Function
+from shendu.ops.pool import (_batched, _pair, _taps, adaptive_avg_pool2d,  # noqa: F401
+                              avg_pool2d, max_pool2d)
 from shendu.tensor import Tensor
 
 # stride and dilation are (h, w) pairs; pad is the (top, left) padding; the bottom/right side
 # follows from the explicit output size, which also covers 'same' and output_padding
 Geom = namedtuple("Geom", ["stride", "pad", "dilation", "groups"])
-
-
-def _taps(size, out, k, s, d, p):
-    """Per kernel offset j: (output slice, input slice) of the outputs o whose input index
-    o*s + j*d - p lies in [0, size), or None when every such index falls in the padding."""
-    taps = []
-    for j in range(k):
-        off = j * d - p
-        lo, hi = max(0, -(off // s)), min(out, (size - 1 - off) // s + 1)
-        if hi <= lo:
-            taps.append(None)
-            continue
-        start = lo * s + off
-        taps.append((slice(lo, hi), slice(start, start + (hi - lo - 1) * s + 1, s)))
-    return taps
 
 
 def _covers(taps, out):
@@ -247,29 +234,6 @@ class ConvWeightGrad(Function):
 
 # --- public functions: validate, then one Function.apply -----------------------------------
 
-def _pair(value, name, op, low=1):
-    """An int or a pair of ints, each >= low, as a tuple (h, w)."""
-    pair = (value, value) if isinstance(value, int) else value
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    if min(pair) < low:
-        raise ValueError(f"{op}: {name} must be >= {low}, got {value!r}")
-    return tuple(pair)
-
-
-def _batched(x, op):
-    """(x as (N, C, H, W), whether it was a single (C, H, W) image)."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: expected a Tensor input, got {type(x).__name__}")
-    if x.ndim == 3:
-        return x.unsqueeze(0), True
-    if x.ndim != 4:
-        raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
-                         f"{tuple(x.shape)}")
-    return x, False
-
-
 def _check_params(op, x, weight, bias, groups, in_channels, out_channels):
     if not isinstance(weight, Tensor) or weight.ndim != 4:
         raise ValueError(f"{op}: expected a 4-D weight tensor, got "
@@ -380,5 +344,3 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                               out_hw=out_hw)
     return y.squeeze(0) if single else y
 
-
-from shendu.ops.pool import adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: E402,F401

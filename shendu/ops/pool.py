@@ -11,8 +11,45 @@ from __future__ import annotations
 
 from shendu import backend
 from shendu.autograd import Function, is_grad_enabled
-from shendu.ops.conv import _taps
 from shendu.tensor import Tensor
+
+def _taps(size, out, k, s, d, p):
+    """Per kernel offset j: (output slice, input slice) of the outputs o whose input index
+    o*s + j*d - p lies in [0, size), or None when every such index falls in the padding."""
+    taps = []
+    for j in range(k):
+        off = j * d - p
+        lo, hi = max(0, -(off // s)), min(out, (size - 1 - off) // s + 1)
+        if hi <= lo:
+            taps.append(None)
+            continue
+        start = lo * s + off
+        taps.append((slice(lo, hi), slice(start, start + (hi - lo - 1) * s + 1, s)))
+    return taps
+
+
+def _pair(value, name, op, low=1):
+    """An int or a pair of ints, each >= low, as a tuple (h, w)."""
+    pair = (value, value) if isinstance(value, int) else value
+    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair)):
+        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < low:
+        raise ValueError(f"{op}: {name} must be >= {low}, got {value!r}")
+    return tuple(pair)
+
+
+def _batched(x, op):
+    """(x as (N, C, H, W), whether it was a single (C, H, W) image)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expected a Tensor input, got {type(x).__name__}")
+    if x.ndim == 3:
+        return x.unsqueeze(0), True
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape "
+                         f"{tuple(x.shape)}")
+    return x, False
+
 
 # --- pooling: loops over the kh*kw kernel offsets on strided slices -------------------------
 # pool = ((kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo))
@@ -30,36 +67,77 @@ def _disjoint(pool):
     return dh == 1 and dw == 1 and sh >= kh and sw >= kw
 
 
-def _max_pool(x, pool):
-    """(window maxima, kernel offset of each window's first maximum; a NaN always wins)."""
+def _window_max(x, pool):
+    """Max over each window; NaN propagates (xp.maximum), as in torch."""
     xp = backend.xp_of(x)
-    out_shape = x.shape[:2] + pool[4]
-    best = xp.full(out_shape, -xp.inf, dtype=x.dtype)
-    idx = xp.zeros(out_shape, dtype=xp.int16 if pool[0][0] * pool[0][1] < 2 ** 15
-                   else xp.int32)
-    for o, r, q in _pool_taps(x.shape, pool):
-        window, kept = x[:, :, r[1], q[1]], best[:, :, r[0], q[0]]
-        update = window > kept
-        update |= window != window
-        xp.copyto(kept, window, where=update)
-        xp.copyto(idx[:, :, r[0], q[0]], o, where=update)
-    return best, idx
+    best = None
+    for _, r, q in _pool_taps(x.shape, pool):
+        window = x[:, :, r[1], q[1]]
+        if best is None and window.shape[2:] == pool[4]:
+            best = window.copy()
+            continue
+        if best is None:
+            best = xp.full(x.shape[:2] + pool[4], -xp.inf, dtype=x.dtype)
+        kept = best[:, :, r[0], q[0]]
+        xp.maximum(kept, window, out=kept)
+    return best
+
+
+def _argmax_offsets(x, best, pool):
+    """Kernel offset (i*kW + j) of each window's first maximum; for a window holding NaN, its
+    last NaN (torch's rule: a NaN always replaces the running maximum)."""
+    xp = backend.xp_of(x)
+    kernel = pool[0][0] * pool[0][1]
+    idx = xp.empty(best.shape, dtype=xp.int8 if kernel <= 127 else xp.int32)
+    taps = _pool_taps(x.shape, pool)
+    # the earliest maximum is written last, so it wins ties; idx += hit * (o - idx) keeps the
+    # loop branch-free (a masked copy is several times slower on random masks)
+    for o, r, q in reversed(taps):
+        kept = idx[:, :, r[0], q[0]]
+        hit = x[:, :, r[1], q[1]] == best[:, :, r[0], q[0]]
+        kept += hit * (o - kept).astype(idx.dtype, copy=False)
+    if xp.isnan(best).any():
+        for o, r, q in taps:
+            xp.copyto(idx[:, :, r[0], q[0]], o, where=xp.isnan(x[:, :, r[1], q[1]]))
+    return idx
+
+
+def _route(g, hit, finite, out=None):
+    """g where hit else 0: a product when g is finite (0 * inf would be NaN)."""
+    xp = backend.xp_of(g)
+    if out is None:
+        out = xp.empty(g.shape, dtype=g.dtype)
+    if finite:
+        return xp.multiply(g, hit, out=out)
+    out[...] = xp.where(hit, g, 0)
+    return out
+
+
+def _max_pool(x, pool):
+    best = _window_max(x, pool)
+    return best, _argmax_offsets(x, best, pool)
 
 
 class MaxPool2d(Function):
-    """Max over each window; the kernel offset of the first maximum (a NaN wins, as in torch)
-    is kept in an int16 map for backward."""
-
-    uses_inputs = False
+    """Max over each window. The arg-max offsets are found in backward, from x and the saved
+    maxima, so a forward pass without grad pays only for the maxima."""
 
     def forward(self, x, pool=None):
-        best, self.saved_idx = _max_pool(x, pool)
-        self.pool, self.in_shape = pool, x.shape
+        best = _window_max(x, pool)
+        self.saved_best, self.pool = best, pool
         return best
 
     def backward(self, grad):
-        return _MaxPoolScatter.apply(grad, idx=self.saved_idx, pool=self.pool,
-                                     in_shape=self.in_shape)
+        x = self.inputs[0].data
+        idx = _argmax_offsets(x, self.saved_best, self.pool)
+        return _MaxPoolScatter.apply(grad, idx=idx, pool=self.pool, in_shape=x.shape)
+
+
+def _tiles(shape, pool):
+    """True when windows are stride == kernel blocks without padding or dilation."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo) = pool
+    return ((sh, sw, ph, pw, dh, dw) == (kh, kw, 0, 0, 1, 1)
+            and ho * kh <= shape[2] and wo * kw <= shape[3])
 
 
 class _MaxPoolScatter(Function):
@@ -71,16 +149,16 @@ class _MaxPoolScatter(Function):
         xp = backend.xp_of(g)
         self.saved_idx, self.pool = idx, pool
         disjoint = _disjoint(pool)
-        (kh, kw), (sh, sw), (ph, pw) = pool[:3]
-        tiles = (disjoint and (sh, sw, ph, pw) == (kh, kw, 0, 0)
-                 and in_shape[2:] == (pool[4][0] * kh, pool[4][1] * kw))
-        out = (xp.empty if tiles else xp.zeros)(in_shape, dtype=g.dtype)
+        whole = _tiles(in_shape, pool) and in_shape[2:] == (pool[4][0] * pool[0][0],
+                                                           pool[4][1] * pool[0][1])
+        out = (xp.empty if whole else xp.zeros)(in_shape, dtype=g.dtype)
+        finite = bool(xp.isfinite(g).all())
         for o, r, q in _pool_taps(in_shape, pool):
-            routed = xp.where(idx[:, :, r[0], q[0]] == o, g[:, :, r[0], q[0]], 0)
+            hit = idx[:, :, r[0], q[0]] == o
             if disjoint:
-                out[:, :, r[1], q[1]] = routed
+                _route(g[:, :, r[0], q[0]], hit, finite, out=out[:, :, r[1], q[1]])
             else:
-                out[:, :, r[1], q[1]] += routed
+                out[:, :, r[1], q[1]] += _route(g[:, :, r[0], q[0]], hit, finite)
         return out
 
     def backward(self, grad):
@@ -106,13 +184,6 @@ class _MaxPoolGather(Function):
                                      in_shape=self.in_shape)
 
 
-def _tiled(shape, pool):
-    """Window-sum as a reshape when windows tile the (cropped) input: stride == kernel."""
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo) = pool
-    return ((sh, sw, ph, pw, dh, dw) == (kh, kw, 0, 0, 1, 1)
-            and ho * kh <= shape[2] and wo * kw <= shape[3])
-
-
 class AvgPool2d(Function):
     """y = (sum over each window) / divisor, divisor an (Ho, Wo) array."""
 
@@ -123,7 +194,7 @@ class AvgPool2d(Function):
         (kh, kw), _, _, _, (ho, wo) = pool
         n, c = x.shape[:2]
         self.pool, self.divisor, self.in_shape = pool, divisor, x.shape
-        if _tiled(x.shape, pool):
+        if _tiles(x.shape, pool):
             blocks = x[:, :, :ho * kh, :wo * kw].reshape(n, c, ho, kh, wo, kw)
             return blocks.sum(axis=(3, 5)) / divisor
         out = xp.zeros((n, c, ho, wo), dtype=x.dtype)
@@ -148,7 +219,7 @@ class _AvgPoolScatter(Function):
         n, c = g.shape[:2]
         self.pool, self.divisor = pool, divisor
         share = g / divisor
-        if _tiled(in_shape, pool):
+        if _tiles(in_shape, pool):
             spread = xp.broadcast_to(share[:, :, :, None, :, None], (n, c, ho, kh, wo, kw))
             spread = spread.reshape(n, c, ho * kh, wo * kw)
             if spread.shape == in_shape:
@@ -177,7 +248,6 @@ def _pool_out(size, k, s, p, d, ceil_mode):
 
 
 def _pool_geometry(op, x, kernel_size, stride, padding, dilation, ceil_mode):
-    from shendu.ops.conv import _pair
     kernel = _pair(kernel_size, "kernel_size", op)
     stride = kernel if stride is None or stride == () or stride == [] \
         else _pair(stride, "stride", op)
@@ -214,7 +284,6 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     >>> max_pool2d(shendu.randn(2, 3, 8, 8), 2).shape
     (2, 3, 4, 4)
     """
-    from shendu.ops.conv import _batched
     x, single = _batched(input, "max_pool2d")
     pool = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     if return_indices and not (is_grad_enabled() and x.requires_grad):
@@ -222,7 +291,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         y = Tensor._wrap(best)
     else:
         y = MaxPool2d.apply(x, pool=pool)
-        offset = y.grad_fn.saved_idx if return_indices else None
+        offset = _argmax_offsets(x.data, y.data, pool) if return_indices else None
     if not return_indices:
         return y.squeeze(0) if single else y
     xp = x._xp
@@ -258,7 +327,6 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     >>> avg_pool2d(shendu.randn(2, 3, 8, 8), 2).shape
     (2, 3, 4, 4)
     """
-    from shendu.ops.conv import _batched
     x, single = _batched(input, "avg_pool2d")
     pool = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
     xp = x._xp
@@ -297,7 +365,6 @@ def adaptive_avg_pool2d(input, output_size):
     >>> adaptive_avg_pool2d(shendu.randn(2, 3, 7, 7), 1).shape
     (2, 3, 1, 1)
     """
-    from shendu.ops.conv import _batched, _pair
     x, single = _batched(input, "adaptive_avg_pool2d")
     if not backend.is_floating(x.dtype):
         raise TypeError(f"adaptive_avg_pool2d: expected a floating-point input, got {x.dtype}")
