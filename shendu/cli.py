@@ -180,7 +180,8 @@ def train(config: TrainConfig, log=print) -> dict:
     test = trainer.evaluate(_loader(test_set, 1000))
     plot_curves(history, os.path.join(out, "curves.png"), log)
     log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
-        f"{len(test_set):,} test images, after {len(history.epoch)} epochs")
+        f"{len(test_set):,} test images, after {len(history.epoch)} "
+        f"epoch{'s' if len(history.epoch) != 1 else ''}")
     return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "out": out,
             "epochs": len(history.epoch)}
 
@@ -231,6 +232,12 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     log = print
+    try:
+        from shendu import backend
+        backend.normalize_device(args.device)
+    except RuntimeError as err:  # e.g. --device cuda without CuPy
+        print(f"shendu {args.command}: {err}", file=sys.stderr)
+        return 2
     try:
         if args.command == "train":
             names = {f.name for f in fields(TrainConfig)}
