@@ -108,19 +108,21 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        from shendu.tensor import Tensor
-
-        fn = cls.__new__(cls)
-        requires = _grad_enabled and any(t is not None and t.requires_grad for t in inputs)
-        fn.needs_input_grad = tuple(t is not None and t.requires_grad for t in inputs) \
-            if requires else (False,) * len(inputs)
-        out_data = fn.forward(*[None if t is None else t.data for t in inputs], **params)
-        out = Tensor._wrap(out_data, requires_grad=requires)
+        # the hot path of every op: keep it to one pass over the inputs and no imports
+        fn = object.__new__(cls)
+        if _grad_enabled:
+            needs = tuple([t is not None and t.requires_grad for t in inputs])
+            requires = True in needs
+        else:
+            needs, requires = None, False
+        fn.needs_input_grad = needs if requires else (False,) * len(inputs)
+        out = _wrap(fn.forward(*[None if t is None else t._data for t in inputs], **params),
+                    requires)
         if requires:
             fn.inputs = inputs
             fn.freed = False
             if cls.uses_inputs:
-                fn.versions = tuple(0 if t is None else t._version for t in inputs)
+                fn.versions = tuple([0 if t is None else t._version for t in inputs])
             if cls.uses_output:
                 fn._output_ref = weakref.ref(out)  # a fresh tensor: its version is 0
             out.grad_fn = fn
@@ -140,11 +142,12 @@ class Function:
         return f"<{self.name()}>"
 
     def _release(self):
+        # drop everything forward saved (arrays, masks, index arrays), not just saved_*:
+        # a freed node only has to remember that it was freed
+        self.__dict__.clear()
         self.inputs = None
         self._output_ref = None
         self.freed = True
-        for key in [k for k in vars(self) if k.startswith("saved")]:
-            setattr(self, key, None)
 
     def _check_versions(self):
         cls = type(self)
@@ -164,10 +167,19 @@ class Function:
                     f"now {out._version}); use an out-of-place op instead")
 
 
+def _wrap(data, requires_grad):
+    """Tensor._wrap, bound on first use (tensor.py imports this module)."""
+    global _wrap
+    from shendu.tensor import Tensor
+    _wrap = Tensor._wrap
+    return _wrap(data, requires_grad)
+
+
 def unbroadcast(grad, shape):
     """Sum ``grad`` over the axes that broadcasting added or stretched, back to ``shape``."""
-    if grad.shape == tuple(shape):
+    if grad._data.shape == shape:
         return grad
+    shape = tuple(shape)
     extra = grad.ndim - len(shape)
     axes = tuple(range(extra)) + tuple(
         i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1)
@@ -207,16 +219,18 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, capture=None,
     grads = {}
     for root, g in zip(roots, root_grads):
         grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
-    handed_out = set()
+    # a gradient the caller passed in must never become a leaf's .grad by reference
+    handed_out = {id(g) for g in root_grads}
     with _GradMode(create_graph):
         for tensor in reversed(_topological_order(roots)):
             grad = grads.pop(id(tensor), None)
             if grad is None:
                 continue
-            for hook in tensor._hooks or ():
-                new = hook(grad)
-                if new is not None:
-                    grad = new
+            if tensor._hooks:
+                for hook in tensor._hooks:
+                    new = hook(grad)
+                    if new is not None:
+                        grad = new
             if capture is not None and id(tensor) in capture:
                 capture[id(tensor)] = grad
             fn = tensor.grad_fn
@@ -258,11 +272,12 @@ def _accumulate_leaf(tensor, grad, handed_out):
     if grad.dtype != tensor.dtype:
         grad = grad.to(tensor.dtype)
     if tensor.grad is None:
-        # one gradient Tensor may reach two leaves (x + y), and expand() gives read-only
-        # stride-0 views: give each leaf a writable gradient of its own
+        # one gradient Tensor may reach two leaves (x + y), a view may alias the caller's
+        # gradient, and expand() gives read-only stride-0 views: give each leaf a writable
+        # gradient of its own
         data = grad.data
-        if (id(grad) in handed_out or not getattr(data.flags, "writeable", True)
-                or 0 in data.strides):
+        if (id(grad) in handed_out or data.base is not None
+                or not getattr(data.flags, "writeable", True) or 0 in data.strides):
             grad = grad.clone()
         handed_out.add(id(grad))
         tensor.grad = grad if is_grad_enabled() else grad.detach()

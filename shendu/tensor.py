@@ -9,6 +9,10 @@ from __future__ import annotations
 from shendu import autograd, backend
 
 
+_ndarray_cpu = backend.ndarray_cpu
+_new = object.__new__
+
+
 class Tensor:
     """An n-dimensional array that records the ops applied to it for back-propagation.
 
@@ -40,10 +44,17 @@ class Tensor:
     @classmethod
     def _wrap(cls, data, requires_grad=False):
         """Wrap an xp array without copying or validation (the ops' fast path)."""
-        if not isinstance(data, backend.ndarray_cpu) and not backend.is_array(data):
-            data = backend.xp_of(data).asarray(data)
-        out = object.__new__(cls)
-        out._init(data, requires_grad)
+        if type(data) is not _ndarray_cpu and not backend.is_array(data):
+            data = backend.xp_of(data).asarray(data)  # NumPy reductions return scalars
+        out = _new(cls)
+        # _init's assignments, inlined: this runs once per op
+        out._data = data
+        out.grad = None
+        out.requires_grad = requires_grad
+        out.grad_fn = None
+        out._version = 0
+        out._retains_grad = False
+        out._hooks = None
         return out
 
     # --- properties -----------------------------------------------------------------------

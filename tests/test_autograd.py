@@ -441,6 +441,28 @@ def test_grad_of_leaf_is_a_fresh_writable_tensor():
     assert c.grad.item() == 8.0
 
 
+def test_leaf_grad_never_aliases_the_callers_gradient():
+    x = shendu.ones(3, requires_grad=True)
+    g = shendu.ones(3)
+    (x + 1).backward(g)
+    y = shendu.ones(2, 3, requires_grad=True)
+    g2 = shendu.ones(6)
+    y.reshape(6).backward(g2)  # y.grad would be a view of g2
+    with shendu.no_grad():
+        x.grad.mul_(0)
+        y.grad.zero_()
+    assert g.tolist() == [1.0, 1.0, 1.0] and g2.tolist() == [1.0] * 6
+
+
+def test_backward_drops_what_forward_saved():
+    x = shendu.ones(4, requires_grad=True)
+    y = x.relu()
+    fn = y.grad_fn
+    assert getattr(fn, "saved_positive", None) is not None
+    y.sum().backward()
+    assert getattr(fn, "saved_positive", None) is None and fn.inputs is None
+
+
 # --- dtypes --------------------------------------------------------------------------------
 
 def test_gradient_dtype_matches_leaf_dtype():

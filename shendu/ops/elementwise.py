@@ -16,7 +16,8 @@ def as_operands(a, b, op):
     """Turn (Tensor | scalar, Tensor | scalar) into two Tensors of one promoted dtype."""
     ta, tb = isinstance(a, Tensor), isinstance(b, Tensor)
     if ta and tb:
-        if a.device != b.device:
+        # NumPy and CuPy arrays differ in type: compare types first, devices only on mismatch
+        if type(a._data) is not type(b._data) and a.device != b.device:
             raise RuntimeError(f"{op}: tensors on different devices ({a.device} and {b.device})")
         if a.dtype != b.dtype:
             dtype = promote(a.dtype, b.dtype)

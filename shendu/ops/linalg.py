@@ -22,6 +22,9 @@ def matmul(a, b):
     """Matrix product with torch's rules for 1-D operands (prepend/append a unit dim)."""
     from shendu.ops.elementwise import as_operands, broadcast_shape
     a, b = as_operands(a, b, "matmul")
+    sa, sb = a.shape, b.shape
+    if len(sa) >= 2 and len(sb) >= 2 and sa[-1] == sb[-2] and sa[:-2] == sb[:-2]:
+        return MatMul.apply(a, b)  # the common case: nothing to reshape or check
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError(f"matmul: both arguments need at least 1 dim, got shapes {a.shape} "
                            f"and {b.shape}")

@@ -22,8 +22,14 @@ def _shape_arg(shape):
 def _dim(d, ndim, op, extra=0):
     """One axis index in [-(ndim+extra), ndim+extra) normalized to non-negative."""
     n = ndim + extra
-    if isinstance(d, bool) or not isinstance(d, int) or not (-builtins.max(n, 1) <= d < builtins.max(n, 1)):
-        raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dims")
+    limit = n if n else 1  # a 0-d tensor accepts dim 0 and -1, as in torch
+    if type(d) is not int:
+        if isinstance(d, bool) or not isinstance(d, int):
+            raise TypeError(f"{op}: dim must be an int, got {d!r} of type {type(d).__name__}")
+        d = int(d)
+    if not -limit <= d < limit:
+        raise IndexError(f"{op}: dim {d} is out of range for a tensor with {ndim} dims "
+                         f"(expected an int in [{-limit}, {limit - 1}])")
     return d % n if n else 0
 
 
@@ -224,12 +230,16 @@ def permute(x, *dims):
 
 
 def transpose(x, dim0, dim1):
-    if x.ndim < 2 and x.ndim == 0:
+    """Swap two dims (a view in NumPy). Shape: (..., a, ..., b, ...) -> (..., b, ..., a, ...)."""
+    ndim = x.ndim
+    if ndim == 0:
         return x
-    order = list(range(x.ndim))
-    d0, d1 = _dim(dim0, x.ndim, "transpose"), _dim(dim1, x.ndim, "transpose")
-    order[d0], order[d1] = order[d1], order[d0]
-    return permute(x, *order)
+    d0, d1 = _dim(dim0, ndim, "transpose"), _dim(dim1, ndim, "transpose")
+    if d0 == d1:
+        return x
+    order = list(range(ndim))
+    order[d0], order[d1] = d1, d0
+    return Permute.apply(x, dims=tuple(order))  # a valid permutation by construction
 
 
 def flatten(x, start_dim=0, end_dim=-1):
