@@ -47,8 +47,9 @@ class CrossEntropy(Function):
 
     Fused for stability and speed: with q the per-row target distribution (one-hot or
     probabilities, label-smoothed and class-weighted) and S = sum_c q_c, the loss of a row is
-    S * logsumexp(x) - sum_c q_c x_c and its gradient is S * softmax(x) - q. The softmax is
-    kept from the forward pass, so the backward is one pass plus a sparse correction.
+    S * logsumexp(x) - sum_c q_c x_c and its gradient is S * softmax(x) - q. The
+    exponentials and 1 / sum(exp) are kept from the forward pass, so the backward is one
+    multiply plus a sparse correction.
     Without create_graph the backward runs on arrays; with it, the same formula is built from
     Tensor ops (softmax recomputed from the input), so second derivatives are exact.
     """
