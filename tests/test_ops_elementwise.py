@@ -251,6 +251,20 @@ def test_dtype_promotion(make, expected):
     assert str(make().dtype) == expected
 
 
+@pytest.mark.parametrize("make,expected", [
+    (lambda x: x / np.prod((2, 3)), "float32"),
+    (lambda x: x * np.float32(2.0), "float32"),
+    (lambda x: np.int64(2) * x, "float32"),
+    (lambda x: x + np.array(2.0), "float32"),
+    (lambda x: x + np.ones(3), "float64"),
+    (lambda x: x.long() + np.ones(3, dtype=np.int32), "int64"),
+    (lambda x: x.long() * np.float64(0.5), "float32"),
+])
+def test_numpy_scalars_act_as_python_numbers(make, expected):
+    out = make(shendu.ones(3))
+    assert str(out.dtype) == expected and out.shape == (3,)
+
+
 def test_float32_scalar_arithmetic_stays_float32_values():
     x = shendu.tensor([0.1, 0.2], dtype=shendu.float32)
     y = x * 3.3 + 1e-3

@@ -25,12 +25,15 @@ def as_operands(a, b, op):
         return a, b
     if ta:
         b = scalar_like(b, a, op)
-        return (a if a.dtype == b.dtype else a.to(b.dtype)), b
-    if tb:
+    elif tb:
         a = scalar_like(a, b, op)
-        return a, (b if b.dtype == a.dtype else b.to(a.dtype))
-    raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and "
-                    f"{type(b).__name__}")
+    else:
+        raise TypeError(f"{op}: expected at least one Tensor, got {type(a).__name__} and "
+                        f"{type(b).__name__}")
+    if a.dtype != b.dtype:  # an int tensor meets a float scalar, or an array operand
+        dtype = promote(a.dtype, b.dtype)
+        a, b = a.to(dtype), b.to(dtype)
+    return a, b
 
 
 def promote(da, db):
@@ -42,7 +45,14 @@ def promote(da, db):
 
 
 def scalar_like(value, like, op):
-    """A 0-d constant Tensor for a Python number, in ``like``'s dtype (torch's rule)."""
+    """A 0-d constant Tensor for a Python number, in ``like``'s dtype (torch's rule).
+
+    NumPy scalars and 0-d arrays count as Python numbers (``x / np.prod(shape)``); a NumPy
+    array with dims becomes a constant tensor of its own dtype.
+    """
+    if not isinstance(value, (int, float)) and getattr(value, "ndim", None) == 0 \
+            and hasattr(value, "item"):
+        value = value.item()
     if isinstance(value, bool):
         dtype = like.dtype
     elif isinstance(value, int):
