@@ -115,6 +115,7 @@ def plot_curves(history, path, log):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
     except ImportError:
         log("matplotlib is not installed (pip install 'shendu[plot]'); skipping curves.png")
         return False
@@ -124,6 +125,7 @@ def plot_curves(history, path, log):
         for prefix, label in (("", "train"), ("val_", "validation")):
             if prefix + key in history.history:
                 ax.plot(epochs, history.history[prefix + key], marker="o", label=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.legend()
