@@ -6,6 +6,8 @@ derivative rules live. Creation functions (``tensor``, ``zeros``, ``randn``, ...
 """
 from __future__ import annotations
 
+import operator
+
 from shendu import autograd, backend
 
 
@@ -280,10 +282,25 @@ class Tensor:
         self._inplace("fill_")[...] = self._value(value)
         return self
 
+    def _update(self, op, apply, value):
+        """Run ``apply(data, value)`` in place, naming ``op`` and the shapes on a mismatch."""
+        data = self._inplace(op)
+        try:
+            apply(data, value)
+        except ValueError:
+            shape = tuple(getattr(value, "shape", ()))
+            raise RuntimeError(f"{op}: operand of shape {shape} cannot be broadcast to the "
+                               f"tensor's shape {self.shape}") from None
+        return self
+
     def copy_(self, src):
         src = src._data if isinstance(src, Tensor) else self._xp.asarray(src)
         src = backend.to_device(src, self.device)
-        if self._xp.broadcast_shapes(src.shape, self.shape) != self.shape:
+        try:
+            fits = self._xp.broadcast_shapes(src.shape, self.shape) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise RuntimeError(f"copy_: source of shape {src.shape} cannot be broadcast to "
                                f"the destination shape {self.shape}")
         self._inplace("copy_")[...] = src
@@ -291,25 +308,17 @@ class Tensor:
 
     def add_(self, other, alpha=1):
         value = self._value(other)
-        data = self._inplace("add_")
-        data += value if alpha == 1 else alpha * value
-        return self
+        return self._update("add_", operator.iadd, value if alpha == 1 else alpha * value)
 
     def sub_(self, other, alpha=1):
         value = self._value(other)
-        data = self._inplace("sub_")
-        data -= value if alpha == 1 else alpha * value
-        return self
+        return self._update("sub_", operator.isub, value if alpha == 1 else alpha * value)
 
     def mul_(self, other):
-        data = self._inplace("mul_")
-        data *= self._value(other)
-        return self
+        return self._update("mul_", operator.imul, self._value(other))
 
     def div_(self, other):
-        data = self._inplace("div_")
-        data /= self._value(other)
-        return self
+        return self._update("div_", operator.itruediv, self._value(other))
 
     def clamp_(self, min=None, max=None):
         data = self._inplace("clamp_")

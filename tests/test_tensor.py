@@ -242,3 +242,32 @@ def test_dtype_aliases():
     assert shendu.long == shendu.int64 and shendu.bool == shendu.bool_
     assert shendu.tensor([1.0]).is_floating_point()
     assert not shendu.tensor([1]).is_floating_point()
+
+
+def test_setitem_and_inplace_ops_match_torch():
+    ours, theirs = shendu.zeros(3, 4), torch.zeros(3, 4)
+    for t, lib in ((ours, shendu), (theirs, torch)):
+        t[lib.tensor([0, 2])] = 1.0
+        t[:, 1] = lib.tensor([5.0, 6.0, 7.0])
+        t[t > 5] = -1.0
+        t[lib.tensor([True, False, True]), 0] = 9.0
+        t[1] = 2.5
+        t.masked_fill_(t < 0, 3.0)
+        t.add_(1.0).mul_(2.0).sub_(lib.ones(4), alpha=0.5).div_(3.0).clamp_(max=5.0)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+    assert ours.dtype == shendu.float32
+    ints = shendu.zeros(2, dtype=shendu.int64)
+    ints[0] = 2.7  # truncated, as torch
+    ints.fill_(ints[0])
+    assert ints.tolist() == [2, 2]
+    dst = shendu.zeros(2, 3)
+    dst.copy_(shendu.ones(3, dtype=shendu.float64))
+    assert dst.dtype == shendu.float32 and dst.tolist() == [[1.0] * 3] * 2
+    with pytest.raises(RuntimeError, match=r"copy_: source of shape \(2,\) cannot be broadcast "
+                                           r"to the destination shape \(2, 3\)"):
+        dst.copy_(shendu.ones(2))
+    with pytest.raises(RuntimeError, match=r"add_: operand of shape \(3, 3\) cannot be "
+                                           r"broadcast to the tensor's shape \(2, 3\)"):
+        dst.add_(shendu.ones(3, 3))
+    with pytest.raises(RuntimeError, match=r"mul_: operand of shape \(2,\)"):
+        dst.mul_(shendu.ones(2))
