@@ -387,6 +387,11 @@ class Tensor:
     def logical_not(self): return ops.logical_not(self)
     def where(self, condition, other): return ops.where(condition, self, other)
     def matmul(self, other): return ops.matmul(self, other)
+    def mm(self, other): return ops.mm(self, other)
+    def bmm(self, other): return ops.bmm(self, other)
+    def isnan(self): return ops.isnan(self)
+    def isfinite(self): return ops.isfinite(self)
+    def allclose(self, other, rtol=1e-5, atol=1e-8): return ops.allclose(self, other, rtol, atol)
 
     # --- reductions -----------------------------------------------------------------------
     def sum(self, dim=None, keepdim=False): return ops.sum(self, dim, keepdim)
@@ -412,7 +417,7 @@ class Tensor:
     def reshape_as(self, other): return ops.reshape(self, other.shape)
     def permute(self, *dims): return ops.permute(self, *dims)
     def transpose(self, dim0, dim1): return ops.transpose(self, dim0, dim1)
-    def t(self): return ops.transpose(self, 0, 1) if self.ndim == 2 else self
+    def t(self): return ops.t(self)
     def flatten(self, start_dim=0, end_dim=-1): return ops.flatten(self, start_dim, end_dim)
     def squeeze(self, dim=None): return ops.squeeze(self, dim)
     def unsqueeze(self, dim): return ops.unsqueeze(self, dim)
@@ -433,6 +438,7 @@ class Tensor:
     def relu(self): return ops.relu(self)
     def sigmoid(self): return ops.sigmoid(self)
     def tanh(self): return ops.tanh(self)
+    def erf(self): return ops.erf(self)
     def softmax(self, dim): return ops.softmax(self, dim)
     def log_softmax(self, dim): return ops.log_softmax(self, dim)
 

@@ -32,6 +32,7 @@ ACTIVATIONS = [
     ("gelu_tanh", lambda x: shendu.gelu(x, approximate="tanh"),
      lambda x: F.gelu(x, approximate="tanh"), True),
     ("erf", shendu.erf, torch.erf, True),
+    ("erf_method", lambda x: x.erf(), None, True),
 ]
 
 

@@ -216,6 +216,16 @@ def test_logical_not_and_on_floats():
              torch.logical_and, grad=False)
 
 
+def test_isnan_isfinite_allclose():
+    data = np.array([1.0, np.nan, np.inf, -np.inf, 0.0])
+    for name in ("isnan", "isfinite"):
+        check_op(getattr(shendu, name), [data], getattr(torch, name), grad=False)
+        check_op(lambda x: getattr(x, name)(), [data], grad=False)
+    a = shendu.tensor([1.0, 2.0])
+    assert a.allclose(a + 1e-9) and shendu.allclose(a, a * 1.0)
+    assert not a.allclose(a + 1e-3)
+
+
 # --- dtype promotion (torch's rules) ------------------------------------------------------
 
 @pytest.mark.parametrize("make,expected", [

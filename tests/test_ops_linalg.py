@@ -39,6 +39,8 @@ def test_matmul_shapes(a_shape, b_shape):
 def test_mm_bmm_and_mixed_dtypes():
     check_op(shendu.mm, [(2, 3), (3, 4)], torch.mm, second_order=True)
     check_op(shendu.bmm, [(5, 2, 3), (5, 3, 4)], torch.bmm, second_order=True)
+    check_op(lambda a, b: a.mm(b), [(2, 3), (3, 4)])
+    check_op(lambda a, b: a.bmm(b), [(5, 2, 3), (5, 3, 4)])
     a = np.ones((2, 3), dtype=np.float32)
     check_op(lambda x, y: x @ y, [a, (3, 2)], lambda x, y: x.double() @ y,
              check_float32=False)

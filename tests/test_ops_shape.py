@@ -53,6 +53,18 @@ def test_T_of_0d():
     check_op(lambda x: x.T, [()])
 
 
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3)])
+def test_t(shape):
+    check_op(shendu.t, [shape], torch.t, second_order=True)
+    check_op(lambda x: x.t(), [shape])
+
+
+def test_t_refuses_3d():
+    with pytest.raises(RuntimeError, match=r"t: expects a tensor with <= 2 dims, got shape "
+                                           r"\(2, 3, 4\)"):
+        shendu.ones(2, 3, 4).t()
+
+
 @FAST
 @given(shape=shapes(min_dims=0, max_dims=4, max_side=3), seed=seeds)
 def test_squeeze_unsqueeze(shape, seed):

@@ -11,6 +11,6 @@ from shendu.ops.reduce import (all, amax, amin, any, argmax, argmin, logsumexp, 
                                std, sum, var)
 from shendu.ops.shape import (cat, chunk, concatenate, expand, flatten, flip, gather, getitem,
                               index_select, masked_fill, pad, permute, repeat, reshape, split,
-                              squeeze, stack, transpose, tril, triu, unsqueeze, view)
+                              squeeze, stack, t, transpose, tril, triu, unsqueeze, view)
 
 __all__ = [name for name in dir() if not name.startswith("_")]

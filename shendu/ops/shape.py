@@ -242,6 +242,14 @@ def transpose(x, dim0, dim1):
     return Permute.apply(x, dims=tuple(order))  # a valid permutation by construction
 
 
+def t(x):
+    """Transpose a tensor of at most 2 dims (torch.t); 0-d and 1-d tensors come back as is."""
+    if x.ndim > 2:
+        raise RuntimeError(f"t: expects a tensor with <= 2 dims, got shape {x.shape}; use "
+                           "transpose(dim0, dim1) or permute")
+    return transpose(x, 0, 1) if x.ndim == 2 else x
+
+
 def flatten(x, start_dim=0, end_dim=-1):
     if x.ndim == 0:
         return x.reshape(1)
