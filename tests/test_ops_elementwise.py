@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given
-from hypothesis import strategies as st
 from oracle import check_op
 from strategies import FAST, broadcast_pairs, broadcast_triples, seeds, shapes
 
