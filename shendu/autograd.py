@@ -94,7 +94,8 @@ class Function:
 
     Class flags:
         uses_inputs: backward reads the inputs; an in-place change to one is an error.
-        uses_output: backward reads the output (kept through a weak reference).
+        uses_output: backward reads the output (kept through a weak reference); an in-place
+            change to it is an error too.
         once_differentiable: backward is not made of differentiable ops; a second derivative
             through it raises instead of silently returning zero.
     """
