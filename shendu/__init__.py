@@ -1,8 +1,9 @@
 """shendu (深度, "depth"): a deep-learning framework written from the ground up on NumPy.
 
 The public surface follows PyTorch: ``shendu.tensor``, ``shendu.zeros``, ``shendu.no_grad``,
-``shendu.manual_seed``, the op functions (``shendu.matmul``, ``shendu.cat``, ...), and the
-sub-packages ``nn``, ``autograd``.
+``shendu.manual_seed``, the op functions (``shendu.matmul``, ``shendu.cat``, ...),
+``shendu.save``/``shendu.load``, and the sub-packages ``autograd``, ``nn`` and ``optim``
+(``shendu.data``, ``shendu.train`` and ``shendu.models`` are imported on demand).
 """
 from shendu import autograd
 from shendu.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -21,4 +22,6 @@ float = float32  # noqa: A001
 int = int32  # noqa: A001
 
 __version__ = "0.1.0"
+
+from shendu import nn, optim  # noqa: E402 - they build on the names above
 from shendu.serialization import load, save  # noqa: E402 - checkpoint I/O, no pickle
