@@ -40,7 +40,7 @@ def _flat(out):
 
 def assert_close(ours, theirs, rtol=RTOL, atol=ATOL, what="value"):
     ours_np = ours.detach().numpy() if isinstance(ours, shendu.Tensor) else np.asarray(ours)
-    theirs_np = theirs.detach().numpy() if isinstance(theirs, torch.Tensor) else theirs
+    theirs_np = theirs.detach().numpy(force=True) if isinstance(theirs, torch.Tensor) else theirs
     assert ours_np.shape == tuple(theirs_np.shape), \
         f"{what}: shape {ours_np.shape} != torch {tuple(theirs_np.shape)}"
     np.testing.assert_allclose(ours_np, theirs_np, rtol=rtol, atol=atol, err_msg=what)
@@ -115,7 +115,7 @@ def _check_second_order(grads, tgrads, sources, tsources, rng, rtol, atol):
     if theirs:
         thv = torch.autograd.grad(sum(theirs[1:], theirs[0]), tsources, allow_unused=True)
     for i, (h, th) in enumerate(zip(hv, thv)):
-        expected = np.zeros(sources[i].shape) if th is None else th.detach().numpy()
+        expected = np.zeros(sources[i].shape) if th is None else th.detach().numpy(force=True)
         got = np.zeros(sources[i].shape) if h is None else h.detach().numpy()
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=atol,
                                    err_msg=f"Hessian-vector product of input {i}")
@@ -140,8 +140,8 @@ def finite_difference_check(fn, inputs, *, eps=1e-6, rtol=1e-5, atol=1e-7, seed=
             minus[idx] -= eps
             args_p = [shendu.tensor(plus if j == k else b) for j, b in enumerate(arrays)]
             args_m = [shendu.tensor(minus if j == k else b) for j, b in enumerate(arrays)]
-            f_p = float((fn(*args_p).numpy() * upstream).sum())
-            f_m = float((fn(*args_m).numpy() * upstream).sum())
+            f_p = float((fn(*args_p).detach().numpy() * upstream).sum())
+            f_m = float((fn(*args_m).detach().numpy() * upstream).sum())
             numeric[idx] = (f_p - f_m) / (2 * eps)
         np.testing.assert_allclose(t.grad.numpy(), numeric, rtol=rtol, atol=atol,
                                    err_msg=f"finite-difference gradient of input {k}")
