@@ -1,19 +1,23 @@
-"""Convolution and pooling over NCHW images, with torch.nn.functional's signatures.
+"""Convolution over NCHW images, with torch.nn.functional's signatures.
 
-Concept: N2.3 (convolution, padding, stride, pooling) and N6.1 (transposed convolution).
+Concept: N2.3 (convolution, padding, stride) and N6.1 (transposed convolution).
 
 conv2d, conv_transpose2d and the weight gradient are three bilinear maps, each the adjoint of
 another: the gradient of conv2d w.r.t. its input is conv_transpose2d, the gradient of
 conv_transpose2d w.r.t. its input is conv2d, and the weight gradient's own gradients are the
 other two. Every backward is built from these Functions, so gradients of gradients exist.
 
-Kernels are im2col on strided slices plus one batched matrix product. Loops run only over the
-kh*kw kernel offsets, never over the batch or pixels. Two layouts of the patch matrix are used,
-whichever moves fewer bytes (measured in benchmarks/ops.py):
-  full: cols (N, C, kh, kw, Ho, Wo), one GEMM with K = C*kh*kw;
-  rows: (stride 1 along H) only the kw shifts are copied, x3 (N, C, kw, Ho + (kh-1)*dh, Wo);
-        each kernel row i is then a contiguous slice of x3's flattened (H, W) axis, so kh
-        GEMMs with K = C*kw read x3 in place and their results are summed.
+Kernels are im2col on strided slices plus matrix products. Loops run only over the kh*kw
+kernel offsets, never over the batch or pixels. Two patch layouts, whichever moves fewer
+floats (both measured in benchmarks/ops.py):
+  full: cols (N, C, kh, kw, Ho, Wo) and a batched GEMM per image with K = C*kh*kw; for few
+        channels each image's patches stay in cache, which beats one huge GEMM.
+  rows: (stride 1 along H) only the kw shifts are copied, channel-major, x3 (C, kw, N, Hr, Wo)
+        with Hr = Ho + (kh-1)*dh rows per image. Kernel row i is then the contiguous slice of
+        the flattened (N*Hr*Wo) axis starting at i*dh*Wo, so kh single large GEMMs with
+        K = C*kw read x3 in place; their sum is the output on an (N, Hr, Wo) grid whose last
+        rows per image are unused, returned as an (N, O, Ho, Wo) view of (O, N, Ho, Wo) memory
+        (every op accepts it; the next conv reads it without a copy).
 """
 from __future__ import annotations
 
@@ -39,13 +43,12 @@ def _use_rows(c_in, c_out, kh, kw, geom, out_hw):
     if geom.stride[0] != 1 or kh == 1:
         return False
     ho = out_hw[0]
-    full = c_in * kh * kw * ho
-    rows = c_in * kw * (ho + (kh - 1) * geom.dilation[0]) + 2 * (kh - 1) * c_out * ho
-    return rows < full
+    height = ho + (kh - 1) * geom.dilation[0]
+    return c_in * kw * height + 2 * (kh - 1) * c_out * height < c_in * kh * kw * ho
 
 
 def _im2col(x, kh, kw, geom, out_hw):
-    """Patches of x: (N, C, kh, kw, Ho, Wo), zero where a window covers the padding."""
+    """Patches of x (N, C, H, W): (N, C, kh, kw, Ho, Wo), zero where a window meets padding."""
     xp = backend.xp_of(x)
     n, c, h, w = x.shape
     rows = _taps(h, out_hw[0], kh, geom.stride[0], geom.dilation[0], geom.pad[0])
@@ -60,19 +63,20 @@ def _im2col(x, kh, kw, geom, out_hw):
 
 
 def _im2row(x, kh, kw, geom, out_hw):
-    """The kw shifted copies of x: (N, C, kw, Ho + (kh-1)*dh, Wo), rows starting at -pad_h."""
+    """The kw shifted copies of x: (C, kw, N, Hr, Wo), Hr = Ho + (kh-1)*dh rows per image
+    starting at row -pad_h."""
     xp = backend.xp_of(x)
     n, c, h, w = x.shape
-    ho, wo = out_hw
-    height = ho + (kh - 1) * geom.dilation[0]
+    xt = x.transpose(1, 0, 2, 3)                                   # (C, N, H, W)
+    height = out_hw[0] + (kh - 1) * geom.dilation[0]
     top = geom.pad[0]
     r0, r1 = max(0, top), min(height, top + h)
-    cols = _taps(w, wo, kw, geom.stride[1], geom.dilation[1], geom.pad[1])
-    full = r0 == 0 and r1 == height and _covers(cols, wo)
-    out = (xp.empty if full else xp.zeros)((n, c, kw, height, wo), dtype=x.dtype)
+    cols = _taps(w, out_hw[1], kw, geom.stride[1], geom.dilation[1], geom.pad[1])
+    full = r0 == 0 and r1 == height and _covers(cols, out_hw[1])
+    out = (xp.empty if full else xp.zeros)((c, kw, n, height, out_hw[1]), dtype=x.dtype)
     for j, q in enumerate(cols):
         if q is not None and r1 > r0:
-            out[:, :, j, r0:r1, q[0]] = x[:, :, r0 - top:r1 - top, q[1]]
+            out[:, j, :, r0:r1, q[0]] = xt[:, :, r0 - top:r1 - top, q[1]]
     return out
 
 
@@ -83,34 +87,44 @@ def _patches(x, kh, kw, c_out, geom, out_hw):
     return "full", _im2col(x, kh, kw, geom, out_hw)
 
 
+def _row_span(data, geom, out_hw):
+    """(x3 flattened per group (G, C/G*kw, N*Hr*Wo), row step, GEMM width L)."""
+    c, kw, n, height, wo = data.shape
+    step = geom.dilation[0] * wo
+    return (data.reshape(geom.groups, c // geom.groups * kw, n * height * wo), step,
+            (n * height - (height - out_hw[0])) * wo)
+
+
 def _correlate(x, w, geom, out_hw, patches=None):
     """Cross-correlation y[n, o] = sum_c,i,j w[o, c, i, j] x[n, c, o_y*s + i*d - p, ...].
 
-    Shape: x (N, C, H, W), w (O, C/groups, kh, kw) -> y (N, O, Ho, Wo); also returns the
-    patches so the weight gradient can reuse them.
+    Shape: x (N, C, H, W), w (O, C/groups, kh, kw) -> y (N, O, Ho, Wo), a view of
+    (O, N, Ho, Wo) memory; also returns the patches so the weight gradient can reuse them.
     """
     xp = backend.xp_of(x)
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     g = geom.groups
-    size = out_hw[0] * out_hw[1]
+    ho, wo = out_hw
     kind, data = patches or _patches(x, kh, kw, o, geom, out_hw)
     if kind == "full":
-        cols = data.reshape(n, g, cg * kh * kw, size)            # (N, G, K, P)
-        y = xp.matmul(w.reshape(g, o // g, cg * kh * kw), cols)  # (N, G, O/G, P)
-        return y.reshape((n, o) + tuple(out_hw)), (kind, data)
-    flat = data.reshape(n, g, cg * kw, -1)                        # (N, G, C/G*kw, Hr*Wo)
-    step = geom.dilation[0] * out_hw[1]
-    y = tmp = None
+        cols = data.reshape(n, g, cg * kh * kw, ho * wo)                 # (N, G, K, P)
+        y = xp.matmul(w.reshape(g, o // g, cg * kh * kw), cols)          # (N, G, O/G, P)
+        return y.reshape(n, o, ho, wo), (kind, data)
+    flat, step, width = _row_span(data, geom, out_hw)
+    height = data.shape[3]
+    y = xp.empty((g, o // g, n * height * wo), dtype=x.dtype)           # (G, O/G, N*Hr*Wo)
+    tmp = None
     for i in range(kh):
-        wi = w[:, :, i, :].reshape(g, o // g, cg * kw)           # (G, O/G, C/G*kw)
-        rows = flat[..., i * step:i * step + size]
-        if y is None:
-            y = xp.matmul(wi, rows)
+        wi = w[:, :, i, :].reshape(g, o // g, cg * kw)                  # (G, O/G, C/G*kw)
+        rows = flat[..., i * step:i * step + width]
+        if i == 0:
+            xp.matmul(wi, rows, out=y[..., :width])
         else:
             tmp = xp.matmul(wi, rows, out=tmp)
-            y += tmp
-    return y.reshape((n, o) + tuple(out_hw)), (kind, data)
+            y[..., :width] += tmp
+    y = y.reshape(o, n, height, wo)[:, :, :ho]                          # (O, N, Ho, Wo)
+    return y.transpose(1, 0, 2, 3), (kind, data)
 
 
 def _flip_kernel(w, groups):
@@ -128,17 +142,16 @@ def _transposed(g, w, geom, in_hw):
     groups = geom.groups
     c = cg * groups
     dh, dw = geom.dilation
-    col2im = 3 * c * kh * kw * ho
     if geom.stride == (1, 1):
         flipped = Geom((1, 1), ((kh - 1) * dh - geom.pad[0], (kw - 1) * dw - geom.pad[1]),
                        geom.dilation, groups)
-        rows = _use_rows(o, c, kh, kw, flipped, in_hw)
-        moved = (o * kw * (in_hw[0] + (kh - 1) * dh) + 2 * (kh - 1) * c * in_hw[0] if rows
-                 else o * kh * kw * in_hw[0])
-        if moved < col2im:
+        height = in_hw[0] + (kh - 1) * dh
+        moved = (o * kw * height + 2 * (kh - 1) * c * height
+                 if _use_rows(o, c, kh, kw, flipped, in_hw) else o * kh * kw * in_hw[0])
+        if moved < 3 * c * kh * kw * ho:    # col2im writes, reads and adds its patches
             return _correlate(g, _flip_kernel(w, groups), flipped, in_hw)[0]
-    wt = w.reshape(groups, o // groups, cg * kh * kw).transpose(0, 2, 1)   # (G, K, O/G)
-    cols = xp.matmul(wt, g.reshape(n, groups, o // groups, ho * wo))      # (N, G, K, P)
+    wt = w.reshape(groups, o // groups, cg * kh * kw).swapaxes(1, 2)    # (G, K, O/G)
+    cols = xp.matmul(wt, g.reshape(n, groups, o // groups, ho * wo))   # (N, G, K, P)
     cols = cols.reshape(n, c, kh, kw, ho, wo)
     rows = _taps(in_hw[0], ho, kh, geom.stride[0], dh, geom.pad[0])
     taps = _taps(in_hw[1], wo, kw, geom.stride[1], dw, geom.pad[1])
@@ -157,16 +170,23 @@ def _weight_grad(x, g, kernel, geom, patches=None):
     kh, kw = kernel
     groups = geom.groups
     cg = x.shape[1] // groups
-    size = ho * wo
-    g4 = g.reshape(n, groups, o // groups, size)                  # (N, G, O/G, P)
     kind, data = patches or _patches(x, kh, kw, o, geom, (ho, wo))
     if kind == "full":
-        cols = data.reshape(n, groups, cg * kh * kw, size)
-        return xp.matmul(g4, cols.swapaxes(-1, -2)).sum(0).reshape(o, cg, kh, kw)
-    flat = data.reshape(n, groups, cg * kw, -1)
-    step = geom.dilation[0] * wo
-    parts = [xp.matmul(g4, flat[..., i * step:i * step + size].swapaxes(-1, -2)).sum(0)
-             for i in range(kh)]                                   # kh x (G, O/G, C/G*kw)
+        cols = data.reshape(n, groups, cg * kh * kw, ho * wo)            # (N, G, K, P)
+        # (K, P) @ (P, O) rather than its transpose: OpenBLAS threads the small-output,
+        # long-reduction product far better this way round
+        gw = xp.matmul(cols, g.reshape(n, groups, o // groups, ho * wo).swapaxes(2, 3))
+        return gw.sum(0).swapaxes(1, 2).reshape(o, cg, kh, kw)          # from (G, K, O/G)
+    flat, step, width = _row_span(data, geom, (ho, wo))
+    height = data.shape[3]
+    # g on the (N, Hr, Wo) grid of the row layout, zero on the unused rows
+    grid = xp.empty((o, n, height, wo), dtype=g.dtype)
+    grid[:, :, :ho] = g.transpose(1, 0, 2, 3)
+    grid[:, :, ho:] = 0
+    grid = grid.reshape(groups, o // groups, -1)[..., :width]           # (G, O/G, L)
+    grid = grid.swapaxes(1, 2)                                        # (G, L, O/G)
+    parts = [xp.matmul(flat[..., i * step:i * step + width], grid).swapaxes(1, 2)
+             for i in range(kh)]                                       # kh x (G, O/G, C/G*kw)
     return xp.stack([p.reshape(o, cg, kw) for p in parts], axis=2)
 
 
