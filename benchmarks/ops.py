@@ -23,8 +23,8 @@ import torch.nn.functional as TF
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import shendu  # noqa: E402
-import shendu.nn.functional as F  # noqa: E402
+import shendu
+import shendu.nn.functional as F
 
 
 def _pair(arrays, requires_grad=True):

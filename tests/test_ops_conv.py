@@ -32,7 +32,7 @@ def _conv_configs(count, seed):
             continue
         n = int(rng.integers(1, 3))
         out.append(((n, groups * cg, h, w), (groups * og, cg, kh, kw), (groups * og,),
-                    dict(stride=stride, padding=padding, dilation=dilation, groups=groups)))
+                    {"stride": stride, "padding": padding, "dilation": dilation, "groups": groups}))
     return out
 
 
@@ -46,13 +46,13 @@ def test_conv2d_matches_torch(shapes):
 @pytest.mark.filterwarnings("ignore:Using padding='same'")
 # many channels with stride 1 take the "rows" layout, few channels the "full" im2col one
 @pytest.mark.parametrize("x_shape, w_shape, kwargs", [
-    ((2, 16, 6, 7), (12, 16, 3, 3), dict(padding=1)),
-    ((2, 16, 6, 7), (12, 8, 3, 2), dict(padding=(2, 1), dilation=(2, 1), groups=2)),
-    ((2, 12, 5, 6), (6, 12, 3, 3), dict(padding="same")),
-    ((1, 12, 7, 6), (6, 12, 2, 4), dict(padding="same", dilation=(1, 2))),
-    ((2, 12, 5, 6), (6, 12, 3, 3), dict(padding="valid", stride=(1, 2))),
-    ((2, 3, 6, 6), (4, 3, 3, 3), dict(padding=1)),
-    ((2, 4, 5, 5), (4, 1, 3, 3), dict(padding=1, groups=4)),
+    ((2, 16, 6, 7), (12, 16, 3, 3), {"padding": 1}),
+    ((2, 16, 6, 7), (12, 8, 3, 2), {"padding": (2, 1), "dilation": (2, 1), "groups": 2}),
+    ((2, 12, 5, 6), (6, 12, 3, 3), {"padding": "same"}),
+    ((1, 12, 7, 6), (6, 12, 2, 4), {"padding": "same", "dilation": (1, 2)}),
+    ((2, 12, 5, 6), (6, 12, 3, 3), {"padding": "valid", "stride": (1, 2)}),
+    ((2, 3, 6, 6), (4, 3, 3, 3), {"padding": 1}),
+    ((2, 4, 5, 5), (4, 1, 3, 3), {"padding": 1, "groups": 4}),
 ])
 def test_conv2d_layouts_match_torch(x_shape, w_shape, kwargs):
     ours, theirs = _both(C.conv2d, TF.conv2d, **kwargs)
@@ -108,12 +108,12 @@ def test_unbatched_inputs():
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((3, 7, 6)), rng.standard_normal((4, 3, 3, 3))
     cases = [
-        (C.conv2d, TF.conv2d, (x, w), dict(padding=1)),
+        (C.conv2d, TF.conv2d, (x, w), {"padding": 1}),
         (C.conv_transpose2d, TF.conv_transpose2d, (rng.standard_normal((4, 5, 5)), w),
-         dict(stride=2)),
-        (C.max_pool2d, TF.max_pool2d, (x,), dict(kernel_size=2)),
-        (C.avg_pool2d, TF.avg_pool2d, (x,), dict(kernel_size=3, stride=2, padding=1)),
-        (C.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, (x,), dict(output_size=(3, 4))),
+         {"stride": 2}),
+        (C.max_pool2d, TF.max_pool2d, (x,), {"kernel_size": 2}),
+        (C.avg_pool2d, TF.avg_pool2d, (x,), {"kernel_size": 3, "stride": 2, "padding": 1}),
+        (C.adaptive_avg_pool2d, TF.adaptive_avg_pool2d, (x,), {"output_size": (3, 4)}),
     ]
     for ours, theirs, arrays, kwargs in cases:
         got = ours(*[shendu.tensor(a) for a in arrays], **kwargs)
@@ -128,9 +128,9 @@ def _pool_configs(count, seed):
     out = []
     for _ in range(count):
         k = tuple(int(v) for v in rng.integers(1, 4, 2))
-        out.append(dict(kernel_size=k, stride=tuple(int(v) for v in rng.integers(1, 4, 2)),
-                        padding=tuple(int(rng.integers(0, v // 2 + 1)) for v in k),
-                        ceil_mode=bool(rng.integers(0, 2))))
+        out.append({"kernel_size": k, "stride": tuple(int(v) for v in rng.integers(1, 4, 2)),
+                        "padding": tuple(int(rng.integers(0, v // 2 + 1)) for v in k),
+                        "ceil_mode": bool(rng.integers(0, 2))})
     return out
 
 
@@ -185,7 +185,7 @@ def test_avg_pool2d_matches_torch(kwargs, count_include_pad):
 
 
 def test_avg_pool2d_tiles_and_divisor_override():
-    for kwargs in (dict(kernel_size=2), dict(kernel_size=(2, 3), divisor_override=5)):
+    for kwargs in ({"kernel_size": 2}, {"kernel_size": (2, 3), "divisor_override": 5}):
         ours, theirs = _both(C.avg_pool2d, TF.avg_pool2d, **kwargs)
         check_op(ours, [(2, 3, 7, 9)], theirs, second_order=True)
 

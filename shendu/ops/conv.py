@@ -25,8 +25,7 @@ from collections import namedtuple
 
 from shendu import backend
 from shendu.autograd import Function
-from shendu.ops.pool import (_batched, _pair, _taps, adaptive_avg_pool2d,  # noqa: F401
-                              avg_pool2d, max_pool2d)
+from shendu.ops.pool import _batched, _pair, _taps, adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from shendu.tensor import Tensor
 
 # stride and dilation are (h, w) pairs; pad is the (top, left) padding; the bottom/right side
@@ -47,18 +46,29 @@ def _use_rows(c_in, c_out, kh, kw, geom, out_hw):
     return c_in * kw * height + 2 * (kh - 1) * c_out * height < c_in * kh * kw * ho
 
 
-def _im2col(x, kh, kw, geom, out_hw):
-    """Patches of x (N, C, H, W): (N, C, kh, kw, Ho, Wo), zero where a window meets padding."""
+def _im2col(x, kh, kw, geom, out_hw, ones=False):
+    """Patches of x (N, C, H, W): (N, G, C/G*kh*kw (+1), Ho*Wo), zero where a window meets
+    padding. With ``ones`` each group gets a last row of ones, so a bias column appended to
+    the weights is added by the GEMM itself and the weight-gradient GEMM yields the bias
+    gradient (each saves a full pass over the output)."""
     xp = backend.xp_of(x)
     n, c, h, w = x.shape
+    g = geom.groups
+    k = c // g * kh * kw
     rows = _taps(h, out_hw[0], kh, geom.stride[0], geom.dilation[0], geom.pad[0])
     cols = _taps(w, out_hw[1], kw, geom.stride[1], geom.dilation[1], geom.pad[1])
     full = _covers(rows, out_hw[0]) and _covers(cols, out_hw[1])
-    out = (xp.empty if full else xp.zeros)((n, c, kh, kw) + tuple(out_hw), dtype=x.dtype)
+    out = (xp.empty if full else xp.zeros)((n, g, k + ones, out_hw[0] * out_hw[1]),
+                                           dtype=x.dtype)
+    if ones:
+        out[:, :, k] = 1
+    # splitting axes of the (N, G, K, P) slice is always a view: writes land in ``out``
+    view = out[:, :, :k].reshape((n, g, c // g, kh, kw) + tuple(out_hw))
+    x = x.reshape(n, g, c // g, h, w)
     for i, r in enumerate(rows):
         for j, q in enumerate(cols):
             if r is not None and q is not None:
-                out[:, :, i, j, r[0], q[0]] = x[:, :, r[1], q[1]]
+                view[:, :, :, i, j, r[0], q[0]] = x[:, :, :, r[1], q[1]]
     return out
 
 
@@ -80,11 +90,11 @@ def _im2row(x, kh, kw, geom, out_hw):
     return out
 
 
-def _patches(x, kh, kw, c_out, geom, out_hw):
+def _patches(x, kh, kw, c_out, geom, out_hw, ones=False):
     """("rows", x3) or ("full", cols) for x, in the layout _use_rows picks."""
     if _use_rows(x.shape[1], c_out, kh, kw, geom, out_hw):
         return "rows", _im2row(x, kh, kw, geom, out_hw)
-    return "full", _im2col(x, kh, kw, geom, out_hw)
+    return "full", _im2col(x, kh, kw, geom, out_hw, ones)
 
 
 def _row_span(data, geom, out_hw):
@@ -95,21 +105,24 @@ def _row_span(data, geom, out_hw):
             (n * height - (height - out_hw[0])) * wo)
 
 
-def _correlate(x, w, geom, out_hw, patches=None):
-    """Cross-correlation y[n, o] = sum_c,i,j w[o, c, i, j] x[n, c, o_y*s + i*d - p, ...].
+def _correlate(x, w, geom, out_hw, bias=None):
+    """Cross-correlation y[n, o] = b[o] + sum_c,i,j w[o, c, i, j] x[n, c, y*s + i*d - p, ...].
 
-    Shape: x (N, C, H, W), w (O, C/groups, kh, kw) -> y (N, O, Ho, Wo), a view of
-    (O, N, Ho, Wo) memory; also returns the patches so the weight gradient can reuse them.
+    Shape: x (N, C, H, W), w (O, C/groups, kh, kw), bias (O,) or None -> y (N, O, Ho, Wo)
+    (in the rows layout a view of (O, N, Ho, Wo) memory); also returns the patches so the
+    weight gradient can reuse them.
     """
     xp = backend.xp_of(x)
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     g = geom.groups
     ho, wo = out_hw
-    kind, data = patches or _patches(x, kh, kw, o, geom, out_hw)
+    kind, data = _patches(x, kh, kw, o, geom, out_hw, ones=bias is not None)
     if kind == "full":
-        cols = data.reshape(n, g, cg * kh * kw, ho * wo)                 # (N, G, K, P)
-        y = xp.matmul(w.reshape(g, o // g, cg * kh * kw), cols)          # (N, G, O/G, P)
+        wm = w.reshape(g, o // g, cg * kh * kw)                          # (G, O/G, K)
+        if bias is not None:
+            wm = xp.concatenate([wm, bias.reshape(g, o // g, 1)], axis=2)
+        y = xp.matmul(wm, data)                                          # (N, G, O/G, P)
         return y.reshape(n, o, ho, wo), (kind, data)
     flat, step, width = _row_span(data, geom, out_hw)
     height = data.shape[3]
@@ -124,6 +137,8 @@ def _correlate(x, w, geom, out_hw, patches=None):
             tmp = xp.matmul(wi, rows, out=tmp)
             y[..., :width] += tmp
     y = y.reshape(o, n, height, wo)[:, :, :ho]                          # (O, N, Ho, Wo)
+    if bias is not None:
+        y += bias.reshape(-1, 1, 1, 1)
     return y.transpose(1, 0, 2, 3), (kind, data)
 
 
@@ -163,20 +178,38 @@ def _transposed(g, w, geom, in_hw):
     return out
 
 
-def _weight_grad(x, g, kernel, geom, patches=None):
-    """dL/dw = sum over n and pixels of g times the patches of x: (O, C/G, kh, kw)."""
+def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
+    """dL/dw = sum over n and pixels of g times the patches of x: (O, C/G, kh, kw); with
+    ``with_bias`` the (O, C/G*kh*kw + 1) matrix [dL/dw | dL/db]."""
     xp = backend.xp_of(x)
     n, o, ho, wo = g.shape
     kh, kw = kernel
     groups = geom.groups
     cg = x.shape[1] // groups
-    kind, data = patches or _patches(x, kh, kw, o, geom, (ho, wo))
+    k = cg * kh * kw
+    kind, data = patches or _patches(x, kh, kw, o, geom, (ho, wo), ones=with_bias)
     if kind == "full":
-        cols = data.reshape(n, groups, cg * kh * kw, ho * wo)            # (N, G, K, P)
         # (K, P) @ (P, O) rather than its transpose: OpenBLAS threads the small-output,
         # long-reduction product far better this way round
-        gw = xp.matmul(cols, g.reshape(n, groups, o // groups, ho * wo).swapaxes(2, 3))
-        return gw.sum(0).swapaxes(1, 2).reshape(o, cg, kh, kw)          # from (G, K, O/G)
+        gw = xp.matmul(data, g.reshape(n, groups, o // groups, ho * wo).swapaxes(2, 3))
+        gw = gw.sum(0).swapaxes(1, 2)                                   # (G, O/G, K (+1))
+        if with_bias and gw.shape[2] == k + 1:
+            return gw.reshape(o, k + 1)
+        gw = gw[..., :k].reshape(o, cg, kh, kw)
+    else:
+        gw = _row_weight_grad(data, g, cg, kernel, geom)
+    if with_bias:
+        gb = g.sum(axis=(0, 2, 3))
+        return xp.concatenate([gw.reshape(o, k), gb[:, None]], axis=1)
+    return gw
+
+
+def _row_weight_grad(data, g, cg, kernel, geom):
+    """The weight gradient from row-layout patches: one GEMM per kernel row."""
+    xp = backend.xp_of(g)
+    n, o, ho, wo = g.shape
+    kh, kw = kernel
+    groups = geom.groups
     flat, step, width = _row_span(data, geom, (ho, wo))
     height = data.shape[3]
     # g on the (N, Hr, Wo) grid of the row layout, zero on the unused rows
@@ -196,21 +229,27 @@ class Conv2d(Function):
     """y = correlate(x, w) + b (see _correlate); the patches are kept for the weight grad."""
 
     def forward(self, x, w, b=None, geom=None, out_hw=None):
-        y, patches = _correlate(x, w, geom, out_hw)
-        if b is not None:
-            y += b.reshape(-1, 1, 1)
+        y, patches = _correlate(x, w, geom, out_hw, bias=b)
         self.geom = geom
         self.saved_patches = patches if self.needs_input_grad[1] else None
         return y
 
     def backward(self, grad):
-        x, w, _ = self.inputs
+        x, w, b = self.inputs
         need = self.needs_input_grad
         gx = ConvTranspose2d.apply(grad, w, None, geom=self.geom, out_hw=x.shape[2:]) \
             if need[0] else None
-        gw = ConvWeightGrad.apply(x, grad, geom=self.geom, kernel=w.shape[2:],
-                                  patches=self.saved_patches) if need[1] else None
-        gb = grad.sum(dim=(0, 2, 3)) if need[2] else None
+        gw = gb = None
+        if need[1] and need[2]:
+            # one GEMM gives [dL/dw | dL/db] when the patches carry a row of ones
+            both = ConvWeightGrad.apply(x, grad, geom=self.geom, kernel=w.shape[2:],
+                                        patches=self.saved_patches, with_bias=True)
+            gw, gb = both[:, :-1].reshape(w.shape), both[:, -1]
+        elif need[1]:
+            gw = ConvWeightGrad.apply(x, grad, geom=self.geom, kernel=w.shape[2:],
+                                      patches=self.saved_patches)
+        elif need[2]:
+            gb = grad.sum(dim=(0, 2, 3))
         return gx, gw, gb
 
 
@@ -235,19 +274,24 @@ class ConvTranspose2d(Function):
 
 
 class ConvWeightGrad(Function):
-    """dw = sum over n, pixels of g * patches(x); bilinear in (x, g), so its gradients are
-    conv_transpose2d (w.r.t. x) and conv2d (w.r.t. g)."""
+    """dw = sum over n, pixels of g * patches(x) (and db = sum of g, ``with_bias``); bilinear
+    in (x, g), so its gradients are conv_transpose2d (w.r.t. x) and conv2d (w.r.t. g)."""
 
-    def forward(self, x, g, geom=None, kernel=None, patches=None):
-        self.geom = geom
-        return _weight_grad(x, g, kernel, geom, patches)
+    def forward(self, x, g, geom=None, kernel=None, patches=None, with_bias=False):
+        self.geom, self.kernel, self.with_bias = geom, kernel, with_bias
+        return _weight_grad(x, g, kernel, geom, patches, with_bias)
 
     def backward(self, grad):
         x, g = self.inputs
         need = self.needs_input_grad
+        grad_b = None
+        if self.with_bias:
+            grad, grad_b = grad[:, :-1], grad[:, -1]
+            grad = grad.reshape((g.shape[1], x.shape[1] // self.geom.groups) + self.kernel)
         gx = ConvTranspose2d.apply(g, grad, None, geom=self.geom, out_hw=x.shape[2:]) \
             if need[0] else None
-        gg = Conv2d.apply(x, grad, None, geom=self.geom, out_hw=g.shape[2:]) if need[1] else None
+        gg = Conv2d.apply(x, grad, grad_b, geom=self.geom, out_hw=g.shape[2:]) \
+            if need[1] else None
         return gx, gg
 
 
@@ -302,6 +346,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         input (N, C, H, W) or (C, H, W); weight (O, C/groups, kH, kW); bias (O,)
         -> output (N, O, Ho, Wo) or (O, Ho, Wo).
 
+    >>> import shendu
+    >>> from shendu.ops.conv import conv2d
     >>> conv2d(shendu.randn(2, 3, 8, 8), shendu.randn(4, 3, 3, 3), padding=1).shape
     (2, 4, 8, 8)
     """
@@ -341,6 +387,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         input (N, C_in, H, W) or (C_in, H, W); weight (C_in, C_out/groups, kH, kW);
         bias (C_out,) -> output (N, C_out, Ho, Wo) or (C_out, Ho, Wo).
 
+    >>> import shendu
+    >>> from shendu.ops.conv import conv_transpose2d
     >>> conv_transpose2d(shendu.randn(2, 4, 5, 5), shendu.randn(4, 3, 3, 3), stride=2).shape
     (2, 3, 11, 11)
     """

@@ -13,6 +13,7 @@ from shendu import backend
 from shendu.autograd import Function, is_grad_enabled
 from shendu.tensor import Tensor
 
+
 def _taps(size, out, k, s, d, p):
     """Per kernel offset j: (output slice, input slice) of the outputs o whose input index
     o*s + j*d - p lies in [0, size), or None when every such index falls in the padding."""
@@ -281,6 +282,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     Shape:
         input (N, C, H, W) or (C, H, W) -> output (N, C, Ho, Wo) or (C, Ho, Wo).
 
+    >>> import shendu
+    >>> from shendu.ops.pool import max_pool2d
     >>> max_pool2d(shendu.randn(2, 3, 8, 8), 2).shape
     (2, 3, 4, 4)
     """
@@ -295,7 +298,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     if not return_indices:
         return y.squeeze(0) if single else y
     xp = x._xp
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo) = pool
+    (_kh, kw), (sh, sw), (ph, pw), (dh, dw), (ho, wo) = pool
     offset = offset.astype(xp.int64)
     rows = (xp.arange(ho) * sh - ph)[:, None] + (offset // kw) * dh     # (N, C, Ho, Wo)
     cols = xp.arange(wo) * sw - pw + (offset % kw) * dw
@@ -324,6 +327,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
     Shape:
         input (N, C, H, W) or (C, H, W) -> output (N, C, Ho, Wo) or (C, Ho, Wo).
 
+    >>> import shendu
+    >>> from shendu.ops.pool import avg_pool2d
     >>> avg_pool2d(shendu.randn(2, 3, 8, 8), 2).shape
     (2, 3, 4, 4)
     """
@@ -362,6 +367,8 @@ def adaptive_avg_pool2d(input, output_size):
     Shape:
         input (N, C, H, W) or (C, H, W) -> output (N, C, Ho, Wo) or (C, Ho, Wo).
 
+    >>> import shendu
+    >>> from shendu.ops.pool import adaptive_avg_pool2d
     >>> adaptive_avg_pool2d(shendu.randn(2, 3, 7, 7), 1).shape
     (2, 3, 1, 1)
     """
