@@ -13,3 +13,4 @@ from shendu.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss
                             NLLLoss)
 from shendu.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from shendu.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from shendu.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
