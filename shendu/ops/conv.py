@@ -170,12 +170,22 @@ def _transposed(g, w, geom, in_hw):
     cols = cols.reshape(n, c, kh, kw, ho, wo)
     rows = _taps(in_hw[0], ho, kh, geom.stride[0], dh, geom.pad[0])
     taps = _taps(in_hw[1], wo, kw, geom.stride[1], dw, geom.pad[1])
-    out = xp.zeros((n, c) + tuple(in_hw), dtype=g.dtype)
-    for i, r in enumerate(rows):
-        for j, q in enumerate(taps):
-            if r is not None and q is not None:
-                out[:, :, r[1], q[1]] += cols[:, :, i, j, r[0], q[0]]
+    pairs = [(i, j, r, q) for i, r in enumerate(rows) for j, q in enumerate(taps)
+             if r is not None and q is not None]
+    # a tap that writes every input pixel once (the centre one at stride 1) initialises out
+    whole = [p for p in pairs if _fills(p[2], in_hw[0]) and _fills(p[3], in_hw[1])]
+    out = (xp.empty if whole else xp.zeros)((n, c) + tuple(in_hw), dtype=g.dtype)
+    if whole:
+        pairs.remove(whole[0])
+        out[...] = cols[:, :, whole[0][0], whole[0][1], whole[0][2][0], whole[0][3][0]]
+    for i, j, r, q in pairs:
+        out[:, :, r[1], q[1]] += cols[:, :, i, j, r[0], q[0]]
     return out
+
+
+def _fills(tap, size):
+    """True when a tap's input slice is every index 0..size-1."""
+    return tap[1].start == 0 and tap[1].step == 1 and tap[1].stop == size
 
 
 def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
