@@ -17,6 +17,7 @@ from shendu.autograd import is_grad_enabled
 from shendu.ops import activation as _act
 from shendu.ops import loss as _loss
 from shendu.ops import nn as _nn
+from shendu.ops.attention import scaled_dot_product_attention  # noqa: F401
 from shendu.ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d,  # noqa: F401
                              conv_transpose2d, max_pool2d)
 from shendu.ops.loss import l1_penalty, l2_penalty  # noqa: F401
