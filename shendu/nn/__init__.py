@@ -14,3 +14,7 @@ from shendu.nn.loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, L1Loss
 from shendu.nn.normalization import BatchNorm1d, BatchNorm2d, LayerNorm
 from shendu.nn.pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from shendu.nn.rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell
+from shendu.nn.attention import MultiheadAttention
+from shendu.nn.positional import LearnedPositionalEmbedding, PositionalEncoding
+from shendu.nn.transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,
+                                   TransformerEncoder, TransformerEncoderLayer)
