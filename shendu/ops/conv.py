@@ -245,7 +245,7 @@ class Conv2d(Function):
         return y
 
     def backward(self, grad):
-        x, w, b = self.inputs
+        x, w, _ = self.inputs
         need = self.needs_input_grad
         gx = ConvTranspose2d.apply(grad, w, None, geom=self.geom, out_hw=x.shape[2:]) \
             if need[0] else None
