@@ -136,6 +136,14 @@ def plot_curves(history, path, log):
     return True
 
 
+def data_fields(name):
+    """in_channels=1 and num_classes=10 (both datasets are grey and have 10 classes) for the
+    models whose config has those fields (the zoo's ImageNet layouts default to 3 and 1000)."""
+    from shendu.models import get_config
+    known = {f.name for f in fields(get_config(name))}
+    return {k: v for k, v in (("in_channels", 1), ("num_classes", 10)) if k in known}
+
+
 def _loader(dataset, batch_size, shuffle=False, seed=None):
     from shendu import Generator
     from shendu.data import DataLoader
@@ -162,7 +170,7 @@ def train(config: TrainConfig, log=print) -> dict:
                                    f"{time.strftime('%Y%m%d-%H%M%S')}")
     os.makedirs(out, exist_ok=True)
     train_set, val_set, test_set = load_data(config, log)
-    model = get_model(config.model)
+    model = get_model(config.model, **data_fields(config.model))
     optimizer = make_optimizer(config, model.parameters())
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(asdict(config), f, indent=2)
@@ -204,7 +212,7 @@ def evaluate(args, log=print) -> dict:
             setattr(config, name, getattr(args, name))
     config.subset = config.subset or args.subset
     state = serialization.load(args.checkpoint)
-    model = get_model(config.model)
+    model = get_model(config.model, **data_fields(config.model))
     model.load_state_dict(state["model"] if "model" in state else state)
     test_set = load_data(config, log)[2]
     trainer = Trainer(model, None, nn.CrossEntropyLoss(), device=args.device)
