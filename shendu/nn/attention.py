@@ -73,7 +73,7 @@ class MultiheadAttention(Module):
         self.dropout = dropout
         self.batch_first = batch_first
         self.head_dim = embed_dim // num_heads
-        kw = dict(device=device, dtype=dtype)
+        kw = {"device": device, "dtype": dtype}
         if self._qkv_same_embed_dim:
             self.in_proj_weight = Parameter(creation.empty(3 * embed_dim, embed_dim, **kw))
             for name in ("q_proj_weight", "k_proj_weight", "v_proj_weight"):
