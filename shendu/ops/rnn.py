@@ -72,7 +72,7 @@ class RNNLayer(_Recurrence):
     def forward(self, xw, h0, w_hh, nonlinearity="tanh", reverse=False):
         xp = backend.xp_of(xw)
         out = xp.empty_like(xw)
-        w_t, h = w_hh.T, h0
+        w_t, h = xp.ascontiguousarray(w_hh.T), h0  # BLAS is fastest on C-ordered operands
         for t in _steps(xw.shape[0], reverse):
             pre = h @ w_t
             pre += xw[t]
@@ -111,7 +111,7 @@ class GRULayer(_Recurrence):
         xp = backend.xp_of(xw)
         length, n, hidden = xw.shape[0], xw.shape[1], w_hh.shape[1]
         scale, _ = _sigmoid_scale(xp, "ssn", hidden, xw.dtype)
-        w_t = w_hh.T * scale
+        w_t = xp.ascontiguousarray(w_hh.T) * scale  # C-ordered: BLAS is fastest on it
         b = None if b_hh is None else b_hh * scale
         rz = xw[..., :2 * hidden] * 0.5  # (L, N, 2H): pre-activations, then the gates
         gh = xp.empty_like(xw)  # h W_hh^T + b_hh per step; the n block is needed by backward
@@ -182,7 +182,7 @@ class LSTMLayer(_Recurrence):
         xp = backend.xp_of(xw)
         length, n, hidden = xw.shape[0], xw.shape[1], w_hh.shape[1]
         scale, shift = _sigmoid_scale(xp, "ssts", hidden, xw.dtype)
-        w_t = w_hh.T * scale
+        w_t = xp.ascontiguousarray(w_hh.T) * scale  # C-ordered: BLAS is fastest on it
         gates = xw * scale  # (L, N, 4H): pre-activations, then the gates in place
         cells = xp.empty((length, n, hidden), dtype=xw.dtype)
         tanh_c = xp.empty_like(cells)
