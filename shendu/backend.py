@@ -210,9 +210,31 @@ def _erf_numpy(x):
     return out.astype(out_dtype, copy=False)
 
 
+_scipy_erf = None  # scipy.special.erf once looked up; False when SciPy is missing
+
+
+def _fast_erf():
+    """SciPy's erf if installed (imported on first use: it costs 0.25 s), else None.
+
+    SciPy is only a faster erf here: the same double-precision values, ~4x the speed of
+    ``_erf_numpy`` (which profiling of GELU in a Transformer showed as its largest cost).
+    """
+    global _scipy_erf
+    if _scipy_erf is None:
+        try:
+            from scipy.special import erf as found
+        except Exception:  # noqa: BLE001 - any import failure means "use the NumPy fallback"
+            found = False
+        _scipy_erf = found
+    return _scipy_erf or None
+
+
 def erf(x):
     """Elementwise error function on either backend, keeping the input dtype."""
     if xp_of(x) is np:
+        fast = _fast_erf()
+        if fast is not None:  # computed in float64 internally, so float32 stays exact
+            return np.asarray(fast(x)).astype(x.dtype, copy=False)  # float16 comes back f32
         return _erf_numpy(x)
     import cupyx.scipy.special
     return cupyx.scipy.special.erf(x)
