@@ -495,3 +495,22 @@ def test_same_seed_same_graph_same_bits():
         return w.grad.numpy().copy()
 
     np.testing.assert_array_equal(run(), run())
+
+
+def test_once_differentiable_refuses_a_second_derivative_by_name():
+    from shendu.autograd import Function
+
+    class FusedSquare(Function):
+        once_differentiable = True
+
+        def forward(self, a):
+            return a * a
+
+        def backward(self, grad):
+            return grad * (2.0 * self.inputs[0].detach())
+
+    x = shendu.tensor([1.0, 2.0], requires_grad=True)
+    (g,) = shendu.autograd.grad(FusedSquare.apply(x).sum(), x)
+    np.testing.assert_allclose(g.numpy(), [2.0, 4.0])
+    with pytest.raises(RuntimeError, match="FusedSquareBackward is once-differentiable"):
+        shendu.autograd.grad(FusedSquare.apply(x).sum(), x, create_graph=True)
