@@ -11,6 +11,18 @@ from shendu.models.lenet import LeNet5, LeNet5Config
 from shendu.models.mlp import MLP, MLPConfig
 from shendu.models.summary import LayerInfo, ModelSummary, print_summary, summary
 
+# The classic CNNs (N2.3.2): torchvision's ImageNet layouts, small-input variants, CIFAR ResNets.
+from shendu.models import alexnet as _alexnet
+from shendu.models import googlenet as _googlenet
+from shendu.models import resnet as _resnet
+from shendu.models import vgg as _vgg
+from shendu.models.alexnet import AlexNet, alexnet
+from shendu.models.googlenet import GoogLeNet, googlenet
+from shendu.models.resnet import (CifarResNet, ResNet, resnet18, resnet20, resnet32, resnet34,
+                                  resnet44, resnet50, resnet56, resnet101, resnet110, resnet152)
+from shendu.models.vgg import (VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16, vgg16_bn, vgg19,
+                               vgg19_bn)
+
 _REGISTRY = {}
 
 
@@ -47,11 +59,6 @@ def get_model(name, **config):
 
 register_model("mlp", MLP, MLPConfig)
 register_model("lenet5", LeNet5, LeNet5Config)
-
-# The classic CNNs (N2.3.2): torchvision's ImageNet layouts, then small-input variants.
-from shendu.models import alexnet as _alexnet, googlenet as _googlenet  # noqa: E402
-from shendu.models import resnet as _resnet, vgg as _vgg  # noqa: E402
-
 register_model("alexnet", _alexnet.alexnet, _alexnet.AlexNetConfig)
 register_model("googlenet", _googlenet.googlenet, _googlenet.GoogLeNetConfig)
 for _name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"):
@@ -68,16 +75,7 @@ del _name
 __all__ = ["LeNet5", "LeNet5Config", "MLP", "MLPConfig", "LayerInfo", "ModelSummary",
            "get_config", "get_model", "list_models", "print_summary", "register_model",
            "summary"]
-
-from shendu.models.alexnet import AlexNet, alexnet  # noqa: E402
-from shendu.models.googlenet import GoogLeNet, googlenet  # noqa: E402
-from shendu.models.resnet import (CifarResNet, ResNet, resnet18, resnet20, resnet32,  # noqa: E402
-                                  resnet34, resnet44, resnet50, resnet56, resnet101, resnet110,
-                                  resnet152)
-from shendu.models.vgg import (VGG, vgg11, vgg11_bn, vgg13, vgg13_bn, vgg16,  # noqa: E402
-                               vgg16_bn, vgg19, vgg19_bn)
-
-__all__ += ["AlexNet", "CifarResNet", "GoogLeNet", "ResNet", "VGG", "alexnet", "googlenet",
+__all__ += ["VGG", "AlexNet", "CifarResNet", "GoogLeNet", "ResNet", "alexnet", "googlenet",
             "resnet18", "resnet20", "resnet32", "resnet34", "resnet44", "resnet50", "resnet56",
             "resnet101", "resnet110", "resnet152", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn",
             "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
