@@ -77,8 +77,8 @@ class ModelSummary:
                   f"Trainable params: {self.trainable_params:,}",
                   f"Non-trainable params: {self.total_params - self.trainable_params:,}",
                   f"Total MACs per sample: {self.total_macs:,}",
-                  "MACs: multiply-accumulates of convs and linears per sample; RF: receptive "
-                  "field in input pixels"]
+                  ("MACs: multiply-accumulates of convs and linears per sample; RF: receptive "
+                   "field in input pixels")]
         return "\n".join(lines)
 
 

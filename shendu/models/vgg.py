@@ -47,7 +47,7 @@ def make_layers(cfg, batch_norm=False, *, in_channels=3, width=1.0, small_input=
         if v == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             continue
-        v = max(1, int(round(v * width)))
+        v = max(1, round(v * width))
         layers.append(nn.Conv2d(in_channels, v, kernel_size=3, padding=1))
         if batch_norm:
             layers.append(nn.BatchNorm2d(v))
