@@ -79,3 +79,17 @@ __all__ += ["VGG", "AlexNet", "CifarResNet", "GoogLeNet", "ResNet", "alexnet", "
             "resnet18", "resnet20", "resnet32", "resnet34", "resnet44", "resnet50", "resnet56",
             "resnet101", "resnet110", "resnet152", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn",
             "vgg16", "vgg16_bn", "vgg19", "vgg19_bn"]
+
+# Language models (N4, N5.3): nanoGPT's decoder-only Transformer and the char-level RNNs.
+from shendu.models.char_rnn import CharRNN, CharRNNConfig  # noqa: E402
+from shendu.models.gpt import GPT, GPTConfig  # noqa: E402
+
+
+def gpt(**config):
+    """``GPT(GPTConfig(**config))``: the registry builds models from keyword arguments."""
+    return GPT(GPTConfig(**config))
+
+
+register_model("gpt", gpt, GPTConfig)
+register_model("char_rnn", CharRNN, CharRNNConfig)
+__all__ += ["CharRNN", "CharRNNConfig", "GPT", "GPTConfig", "gpt"]
