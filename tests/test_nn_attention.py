@@ -194,7 +194,7 @@ def check_bound(ours, theirs, inputs, **kw):
     ``kw`` become each side's tensors (float masks float64, as the layers in the check)."""
     ours_kw = {k: shendu.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
     theirs_kw = {k: to_torch(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
-    check_layer(_Bound(ours, **ours_kw), lambda: _TBound(theirs, **theirs_kw), inputs)
+    check_layer(_Bound(ours, **ours_kw), lambda: _TBound(theirs, **theirs_kw), inputs, passes=1)
 
 
 def _mha_inputs(batch_first, n=3, length=4, source=5, e=8, kdim=None, vdim=None):

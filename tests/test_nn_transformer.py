@@ -37,11 +37,13 @@ class _TCall(T.Module):
         return self.inner(*args, **self.kw)
 
 
-def check(ours, theirs, inputs, **masks):
-    """check_layer with each numpy mask given to both sides as that side's tensor."""
+def check(ours, theirs, inputs, passes=1, **masks):
+    """check_layer with each numpy mask given to both sides as that side's tensor; dropout is
+    0, so one train pass (plus the eval one) covers what more passes would."""
     ours_kw = {k: shendu.tensor(v) if isinstance(v, np.ndarray) else v for k, v in masks.items()}
     theirs_kw = {k: to_torch(v) if isinstance(v, np.ndarray) else v for k, v in masks.items()}
-    check_layer(_Call(ours, **ours_kw), lambda: _TCall(theirs, **theirs_kw), inputs)
+    check_layer(_Call(ours, **ours_kw), lambda: _TCall(theirs, **theirs_kw), inputs,
+                passes=passes)
 
 
 def _seq(batch_first, length, n=3):
