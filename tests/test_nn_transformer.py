@@ -193,15 +193,3 @@ def test_encoder_layer_with_causal_mask_never_looks_ahead(norm_first):
 def test_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
-
-
-def test_erf_fast_path_equals_the_numpy_fallback():
-    """The GELU FFN's erf: SciPy's (when installed) and the NumPy fallback agree, per dtype."""
-    from shendu import backend
-    x = RNG.standard_normal(2000) * 3
-    for dtype in ("float64", "float32", "float16"):
-        a = x.astype(dtype)
-        fast, slow = backend.erf(a), backend._erf_numpy(a)
-        assert fast.dtype == slow.dtype == a.dtype
-        np.testing.assert_allclose(fast, slow, rtol=4 * np.finfo(dtype).eps, atol=0)
-    assert backend.erf(np.array(0.5)).shape == ()
