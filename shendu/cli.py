@@ -236,6 +236,8 @@ def build_parser():
     ev.add_argument("--subset", action="store_true")
     ev.add_argument("--limit-test", type=int, default=None)
     ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    from shendu.cli_lm import add_lm_parser
+    add_lm_parser(sub)
     return parser
 
 
@@ -254,6 +256,9 @@ def main(argv=None) -> int:
             train(TrainConfig(**{k: v for k, v in vars(args).items() if k in names}), log)
         elif args.command == "eval":
             evaluate(args, log)
+        elif args.command == "lm":
+            from shendu.cli_lm import run_lm
+            run_lm(args, log)
     except FileNotFoundError as err:
         print(f"shendu {args.command}: {err}", file=sys.stderr)
         return 2
