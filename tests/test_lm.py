@@ -101,7 +101,9 @@ def test_frozen_body_is_unchanged_and_the_head_learns():
     model = _tiny_classifier()
     body_before = {k: v.clone() for k, v in model.body.state_dict().items()}
     head_before = model.head.weight.detach().clone()
-    finetune(model, _labelled(), epochs=2, freeze_body=True, batch_size=8)
+    run = finetune(model, _labelled(), _labelled(seed=1), epochs=2, freeze_body=True,
+                   batch_size=8)
+    assert run["history"].epoch == [0, 1] and 0.0 <= run["test_accuracy"] <= 1.0
     for key, value in model.body.state_dict().items():
         np.testing.assert_array_equal(value.numpy(), body_before[key].numpy(), err_msg=key)
     assert all(not p.requires_grad for p in model.body.parameters())

@@ -164,11 +164,10 @@ def finetune_demo(checkpoint, text=None, num_speakers=6, train_per_class=48, epo
         body = load_pretrained(checkpoint)[0] if key != "scratch" else build_model(meta["spec"])
         model = SequenceClassifier(body, num_speakers, pad_id=task.pad_id)
         log(title)
-        history = finetune(model, task.train, task.test, epochs=epochs, lr=lr,
-                           body_lr=body_lr if key == "finetuned" else None,
-                           freeze_body=key == "probe", batch_size=batch_size, seed=seed,
-                           log=log)
-        results[key] = history.history["val_accuracy"][-1]
+        run = finetune(model, task.train, task.test, epochs=epochs, lr=lr,
+                       body_lr=body_lr if key == "finetuned" else None,
+                       freeze_body=key == "probe", batch_size=batch_size, seed=seed, log=log)
+        results[key] = run["test_accuracy"]
         log(f"  -> test accuracy {results[key]:.3f}")
     log(f"test accuracy: fine-tuned {results['finetuned']:.3f} | linear probe "
         f"{results['probe']:.3f} | from scratch {results['scratch']:.3f} | chance "
