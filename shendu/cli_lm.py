@@ -56,8 +56,10 @@ def add_lm_parser(sub):
     demo.add_argument("--epochs", type=int, default=30)
     demo.add_argument("--lr", type=float, default=1e-3)
     demo.add_argument("--body-lr", type=float, default=3e-4)
+    demo.add_argument("--probe-lr", type=float, default=1e-2)
     demo.add_argument("--batch-size", type=int, default=32)
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--repeats", type=int, default=3, help="training seeds per method")
     return lm
 
 
@@ -81,4 +83,4 @@ def run_lm(args, log=print):
     from shendu.data.text import load_text
     return finetune_demo(args.checkpoint, load_text(args.data), args.num_speakers,
                          args.train_per_class, args.epochs, args.lr, args.body_lr,
-                         args.batch_size, args.seed, log=log)
+                         args.probe_lr, args.batch_size, args.seed, args.repeats, log=log)

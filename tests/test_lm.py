@@ -172,6 +172,7 @@ def test_cli_train_sample_and_finetune_demo(tmp_path, capsys):
     sample = capsys.readouterr().out
     assert sample.startswith("ROMEO:") and len(sample.rstrip("\n")) >= 6
     assert main(["lm", "finetune-demo", "--checkpoint", str(out / "model.st"),
-                 "--num-speakers", "3", "--train-per-class", "4", "--epochs", "1"]) == 0
+                 "--num-speakers", "3", "--train-per-class", "4", "--epochs", "1",
+                 "--repeats", "1"]) == 0
     report = capsys.readouterr().out
-    assert "PETRUCHIO" in report and "test accuracy: fine-tuned" in report
+    assert "PETRUCHIO" in report and "test accuracy (mean of 1): fine-tuned" in report

@@ -127,18 +127,20 @@ def speaker_task(text, vocab, num_speakers=6, train_per_class=48, max_len=64,
 
 
 def finetune_demo(checkpoint, text=None, num_speakers=6, train_per_class=48, epochs=30,
-                  lr=1e-3, body_lr=3e-4, batch_size=32, seed=0, region=(0.9, 1.0),
-                  log=print):
+                  lr=1e-3, body_lr=3e-4, probe_lr=1e-2, batch_size=32, seed=0, repeats=1,
+                  region=(0.9, 1.0), log=print):
     """Pre-trained + fine-tuned vs linear probe vs from scratch on the speaker task.
 
     ``checkpoint`` is a ``model.st`` from ``pretrain`` (``shendu lm train``); ``region`` is
-    the part of ``text`` (fractions) the task is drawn from. Every run uses
-    the same labels, epochs, batch order seed and head learning rate; the scratch model is a
-    fresh network of the same description (its whole network at ``lr``).
+    the part of ``text`` (fractions) the task is drawn from. Every run uses the same labels,
+    epochs and batch order; the fine-tuned run trains its new head at ``lr`` and the body at
+    ``body_lr``, the probe only its head at ``probe_lr`` (a frozen body needs larger steps), and
+    the scratch run a fresh network of the same description, all of it at ``lr``. Each is
+    repeated with training seeds seed, seed + 1, ... (``repeats``); the split stays fixed.
 
     Returns:
         {'speakers', 'n_train', 'n_test', 'chance', 'finetuned', 'probe', 'scratch'}, the
-        last three being the final test accuracies.
+        last three being lists of final test accuracies, one per repeat.
     """
     from shendu import manual_seed
     from shendu.data.text import load_text
@@ -154,22 +156,30 @@ def finetune_demo(checkpoint, text=None, num_speakers=6, train_per_class=48, epo
         f"({train_per_class} per class), {task.x_test.shape[0]} balanced test lines from "
         f"other speeches; chance {1 / num_speakers:.3f}")
     results = {"speakers": task.speakers, "n_train": task.x_train.shape[0],
-               "n_test": task.x_test.shape[0], "chance": 1 / num_speakers}
-    runs = (("finetuned", "pre-trained body, fine-tuned (body lr %g, head lr %g)"
-             % (body_lr, lr)),
-            ("probe", "pre-trained body frozen (linear probe, head lr %g)" % lr),
-            ("scratch", "same network from scratch (lr %g)" % lr))
-    for key, title in runs:
-        manual_seed(seed)
-        body = load_pretrained(checkpoint)[0] if key != "scratch" else build_model(meta["spec"])
-        model = SequenceClassifier(body, num_speakers, pad_id=task.pad_id)
-        log(title)
-        run = finetune(model, task.train, task.test, epochs=epochs, lr=lr,
-                       body_lr=body_lr if key == "finetuned" else None,
-                       freeze_body=key == "probe", batch_size=batch_size, seed=seed, log=log)
-        results[key] = run["test_accuracy"]
-        log(f"  -> test accuracy {results[key]:.3f}")
-    log(f"test accuracy: fine-tuned {results['finetuned']:.3f} | linear probe "
-        f"{results['probe']:.3f} | from scratch {results['scratch']:.3f} | chance "
-        f"{results['chance']:.3f}")
+               "n_test": task.x_test.shape[0], "chance": 1 / num_speakers,
+               "finetuned": [], "probe": [], "scratch": []}
+    runs = (("finetuned", f"pre-trained body, fine-tuned (body lr {body_lr:g}, head lr {lr:g})",
+             dict(lr=lr, body_lr=body_lr)),
+            ("probe", f"pre-trained body frozen (linear probe, head lr {probe_lr:g})",
+             dict(lr=probe_lr, freeze_body=True)),
+            ("scratch", f"same network from scratch (lr {lr:g})", dict(lr=lr)))
+    for repeat in range(repeats):
+        for key, title, options in runs:
+            manual_seed(seed + repeat)
+            body = build_model(meta["spec"]) if key == "scratch" else \
+                load_pretrained(checkpoint)[0]
+            model = SequenceClassifier(body, num_speakers, pad_id=task.pad_id)
+            log(f"{title}, seed {seed + repeat}")
+            run = finetune(model, task.train, task.test, epochs=epochs, batch_size=batch_size,
+                           seed=seed + repeat, log=log, **options)
+            results[key].append(run["test_accuracy"])
+            log(f"  -> test accuracy {run['test_accuracy']:.3f}")
+    summary = " | ".join(f"{name} {_mean(results[key]):.3f}" for key, name in
+                         (("finetuned", "fine-tuned"), ("probe", "linear probe"),
+                          ("scratch", "from scratch")))
+    log(f"test accuracy (mean of {repeats}): {summary} | chance {results['chance']:.3f}")
     return results
+
+
+def _mean(values):
+    return sum(values) / len(values)
