@@ -85,11 +85,12 @@ from shendu.models.char_rnn import CharRNN, CharRNNConfig  # noqa: E402
 from shendu.models.gpt import GPT, GPTConfig  # noqa: E402
 
 
-def gpt(**config):
-    """``GPT(GPTConfig(**config))``: the registry builds models from keyword arguments."""
+def _build_gpt(**config):
+    """``GPT(GPTConfig(**config))``: the registry builds models from keyword arguments (not
+    named ``gpt``, which would hide the submodule ``shendu.models.gpt``)."""
     return GPT(GPTConfig(**config))
 
 
-register_model("gpt", gpt, GPTConfig)
+register_model("gpt", _build_gpt, GPTConfig)
 register_model("char_rnn", CharRNN, CharRNNConfig)
-__all__ += ["CharRNN", "CharRNNConfig", "GPT", "GPTConfig", "gpt"]
+__all__ += ["CharRNN", "CharRNNConfig", "GPT", "GPTConfig"]
