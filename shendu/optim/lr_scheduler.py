@@ -50,7 +50,8 @@ class LRScheduler:
             self._is_initial = False
 
     def get_lr(self) -> list:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement get_lr(), the "
+                                  "learning rate of every param group at this step")
 
     def get_last_lr(self) -> list:
         """The learning rates set by the latest ``step()``, one per param group."""

@@ -157,7 +157,8 @@ class Optimizer:
 
     def _update(self, param, grad, group, state):
         """Update the xp array ``param`` in place from its gradient ``grad``."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _update(), the "
+                                  "per-parameter update rule of this optimizer")
 
     # --- serialisation --------------------------------------------------------------------
     def state_dict(self) -> dict:
