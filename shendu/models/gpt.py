@@ -19,7 +19,8 @@ from shendu.nn.activation import GELU
 from shendu.nn.dropout import Dropout
 from shendu.nn.embedding import Embedding
 from shendu.nn.linear import Linear
-from shendu.nn.module import Module, ModuleDict, ModuleList
+from shendu.nn.container import ModuleDict, ModuleList
+from shendu.nn.module import Module
 from shendu.nn.normalization import LayerNorm
 from shendu.ops.shape import cat
 

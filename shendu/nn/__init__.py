@@ -1,7 +1,8 @@
 """torch.nn's names: Module and containers, Parameter, layers, ``functional``, ``init``,
 ``utils``."""
 from shendu.nn import init, utils
-from shendu.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential
+from shendu.nn.container import ModuleDict, ModuleList, Sequential
+from shendu.nn.module import Module, Parameter
 from shendu.nn import functional
 from shendu.nn.activation import (ELU, GELU, LeakyReLU, LogSoftmax, ReLU, Sigmoid, Softmax,
                                   Tanh)

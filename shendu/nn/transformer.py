@@ -18,7 +18,8 @@ from shendu.nn import init
 from shendu.nn.attention import MultiheadAttention
 from shendu.nn.dropout import Dropout
 from shendu.nn.linear import Linear
-from shendu.nn.module import Module, ModuleList
+from shendu.nn.container import ModuleList
+from shendu.nn.module import Module
 from shendu.nn.normalization import LayerNorm
 from shendu.tensor import Tensor
 
