@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, fields
 
 DATASETS = ("fashion-mnist", "mnist")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+LR_SCHEDULES = ("none", "cosine", "onecycle")
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
 # per-channel statistics of the training images, scaled to [0, 1]
 NORMALIZE = {"fashion-mnist": (0.2860, 0.3530), "mnist": (0.1307, 0.3081)}
@@ -44,6 +45,9 @@ class TrainConfig:
     limit_train: int | None = None
     limit_test: int | None = None
     resume: str | None = None
+    model_config: str | None = None  # KEY=VALUE[,KEY=VALUE...] overrides of the model's config
+    lr_schedule: str = "none"  # per-batch 'cosine' decay to 0, or 'onecycle' (warm-up + decay)
+    augment: bool = False  # random 2-pixel shifts (and left-right flips for Fashion-MNIST)
 
 
 def _flag(name):
@@ -53,7 +57,7 @@ def _flag(name):
 def add_train_arguments(parser):
     from shendu.models import list_models
     choices = {"model": list_models(), "dataset": DATASETS, "optimizer": OPTIMIZERS,
-               "device": ("cpu", "cuda")}
+               "device": ("cpu", "cuda"), "lr_schedule": LR_SCHEDULES}
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         default = getattr(defaults, f.name)
@@ -74,26 +78,91 @@ def load_data(config, log):
     from shendu.data import MNIST, FashionMNIST, Subset, random_split, transforms
     mean, std = NORMALIZE[config.dataset]
     tf = transforms.Normalize(mean, std)
-    if config.dataset == "mnist":
-        train, test = (MNIST(config.data_dir, train=t, transform=tf) for t in (True, False))
-    elif config.subset:
-        train, test = (FashionMNIST.subset(t, tf) for t in (True, False))
-    else:
-        train, test = (FashionMNIST(config.data_dir, t, tf, allow_subset=True)
-                       for t in (True, False))
-        if train.is_subset:
-            log(f"note: {GET_FASHION}.")
+
+    def load(train, transform):
+        if config.dataset == "mnist":
+            return MNIST(config.data_dir, train=train, transform=transform)
+        if config.subset:
+            return FashionMNIST.subset(train, transform)
+        return FashionMNIST(config.data_dir, train, transform, allow_subset=True)
+
+    train, test = load(True, tf), load(False, tf)
+    if getattr(train, "is_subset", False) and not config.subset:
+        log(f"note: {GET_FASHION}.")
     if getattr(train, "is_subset", False):
         log(f"training on the Fashion-MNIST subset shipped with shendu ({len(train):,} train / "
             f"{len(test):,} test images)")
     val_size = min(config.val_size, len(train) // 10)
     train, val = random_split(train, [len(train) - val_size, val_size],
                               generator=Generator(seed=config.seed))
+    if config.augment:
+        # the validation images stay as they are: only the training view is augmented
+        train = Subset(load(True, augmentation(config)), train.indices)
     if config.limit_train is not None:
         train = Subset(train, list(range(min(config.limit_train, len(train)))))
     if config.limit_test is not None:
         test = Subset(test, list(range(min(config.limit_test, len(test)))))
     return train, val, test
+
+
+def augmentation(config):
+    """Random shifts by up to 2 pixels (zero-padded crop), then a left-right flip for
+    Fashion-MNIST (garments are mirror-symmetric, digits are not), then normalisation."""
+    from shendu import Generator
+    from shendu.data import transforms
+    gen = Generator(seed=config.seed + 2)
+    steps = [transforms.RandomCrop(28, padding=2, generator=gen)]
+    if config.dataset == "fashion-mnist":
+        steps.append(transforms.RandomHorizontalFlip(generator=gen))
+    return transforms.Compose(steps + [transforms.Normalize(*NORMALIZE[config.dataset])])
+
+
+def model_overrides(config):
+    """--model-config 'activation=relu,width=0.25' as {'activation': 'relu', 'width': 0.25},
+    each value converted to the type of the model config's default."""
+    from shendu.models import get_config
+    if not config.model_config:
+        return {}
+    defaults = get_config(config.model)
+    known = {f.name for f in fields(defaults)}
+    overrides = {}
+    for item in config.model_config.split(","):
+        key, sep, text = (part.strip() for part in item.partition("="))
+        if not sep or key not in known:
+            raise ValueError(f"--model-config: expected KEY=VALUE with KEY one of {sorted(known)} "
+                             f"for {config.model}, got {item!r}")
+        default = getattr(defaults, key)
+        if isinstance(default, bool):
+            if text.lower() not in ("true", "false", "1", "0"):
+                raise ValueError(f"--model-config: {key} takes true or false, got {text!r}")
+            overrides[key] = text.lower() in ("true", "1")
+        elif isinstance(default, (int, float)):
+            try:
+                overrides[key] = type(default)(text)
+            except ValueError:
+                raise ValueError(f"--model-config: {key} takes a {type(default).__name__}, "
+                                 f"got {text!r}") from None
+        else:
+            overrides[key] = text
+    return overrides
+
+
+def build_model(config):
+    """The model ``config`` names, for 1-channel 10-class images, with --model-config applied."""
+    from shendu.models import get_model
+    return get_model(config.model, **{**data_fields(config.model), **model_overrides(config)})
+
+
+def make_schedule(config, optimizer, steps_per_epoch):
+    """The per-batch learning-rate schedule --lr-schedule names, or None."""
+    from shendu.optim import lr_scheduler
+    total = max(1, config.epochs * steps_per_epoch)
+    if config.lr_schedule == "cosine":
+        return lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    if config.lr_schedule == "onecycle":
+        return lr_scheduler.OneCycleLR(optimizer, max_lr=optimizer.param_groups[0]["lr"],
+                                       total_steps=total)
+    return None
 
 
 def make_optimizer(config, params):
@@ -157,9 +226,8 @@ def train(config: TrainConfig, log=print) -> dict:
     """Run ``shendu train``; returns {'test_accuracy', 'test_loss', 'out', 'epochs'}."""
     import shendu
     from shendu import nn
-    from shendu.models import get_model
-    from shendu.train import (CSVLogger, EarlyStopping, ModelCheckpoint, ProgressBar,
-                              TerminateOnNaN, Trainer)
+    from shendu.train import (CSVLogger, EarlyStopping, LRScheduler, ModelCheckpoint,
+                              ProgressBar, TerminateOnNaN, Trainer)
 
     shendu.manual_seed(config.seed)
     out = config.out
@@ -170,8 +238,10 @@ def train(config: TrainConfig, log=print) -> dict:
                                    f"{time.strftime('%Y%m%d-%H%M%S')}")
     os.makedirs(out, exist_ok=True)
     train_set, val_set, test_set = load_data(config, log)
-    model = get_model(config.model, **data_fields(config.model))
+    model = build_model(config)
     optimizer = make_optimizer(config, model.parameters())
+    train_loader = _loader(train_set, config.batch_size, True, config.seed + 1)
+    schedule = make_schedule(config, optimizer, len(train_loader))
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(asdict(config), f, indent=2)
     log(f"{config.model}: {sum(p.numel() for p in model.parameters()):,} parameters; "
@@ -182,10 +252,11 @@ def train(config: TrainConfig, log=print) -> dict:
                  CSVLogger(os.path.join(out, "history.csv"), append=config.resume is not None),
                  ModelCheckpoint(os.path.join(out, "best.st"), save_best_only=True),
                  ModelCheckpoint(os.path.join(out, "last.st"))]
+    if schedule is not None:
+        callbacks.append(LRScheduler(schedule, per="batch"))
     trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
                       device=config.device)
-    history = trainer.fit(_loader(train_set, config.batch_size, True, config.seed + 1),
-                          _loader(val_set, 1000), epochs=config.epochs,
+    history = trainer.fit(train_loader, _loader(val_set, 1000), epochs=config.epochs,
                           resume_from=config.resume)
     test = trainer.evaluate(_loader(test_set, 1000))
     plot_curves(history, os.path.join(out, "curves.png"), log)
@@ -199,7 +270,6 @@ def train(config: TrainConfig, log=print) -> dict:
 def evaluate(args, log=print) -> dict:
     """Run ``shendu eval``: the test accuracy of a checkpoint written by ``shendu train``."""
     from shendu import nn, serialization
-    from shendu.models import get_model
     from shendu.train import Trainer
 
     saved = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "config.json")
@@ -212,7 +282,7 @@ def evaluate(args, log=print) -> dict:
             setattr(config, name, getattr(args, name))
     config.subset = config.subset or args.subset
     state = serialization.load(args.checkpoint)
-    model = get_model(config.model, **data_fields(config.model))
+    model = build_model(config)
     model.load_state_dict(state["model"] if "model" in state else state)
     test_set = load_data(config, log)[2]
     trainer = Trainer(model, None, nn.CrossEntropyLoss(), device=args.device)
@@ -253,13 +323,15 @@ def main(argv=None) -> int:
     try:
         if args.command == "train":
             names = {f.name for f in fields(TrainConfig)}
-            train(TrainConfig(**{k: v for k, v in vars(args).items() if k in names}), log)
+            config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
+            model_overrides(config)  # a bad --model-config fails before any data is read
+            train(config, log)
         elif args.command == "eval":
             evaluate(args, log)
         elif args.command == "lm":
             from shendu.cli_lm import run_lm
             run_lm(args, log)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, ValueError) as err:
         print(f"shendu {args.command}: {err}", file=sys.stderr)
         return 2
     return 0

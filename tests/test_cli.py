@@ -67,3 +67,42 @@ def test_missing_mnist_is_a_clear_error(tmp_path, monkeypatch, capsys):
     code = cli.main(["train", "--dataset", "mnist", "--data-dir", str(tmp_path),
                      "--out", str(tmp_path / "run")])
     assert code == 2 and "MNIST" in capsys.readouterr().err
+
+
+def test_model_config_schedule_and_augmentation_reach_the_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--subset", "--out", str(out), "--model-config",
+                     "activation=relu,pool=avg", "--lr-schedule", "cosine", "--augment",
+                     "--epochs", "2", "--limit-train", "256", "--limit-test", "100"]) == 0
+    rows = list(csv.DictReader(open(out / "history.csv")))
+    # the per-batch cosine schedule lowers the learning rate logged at each epoch start
+    assert float(rows[0]["lr"]) == pytest.approx(1e-3) and float(rows[1]["lr"]) < 1e-3
+    capsys.readouterr()
+    # eval rebuilds the same (ReLU, average-pool) model from config.json
+    assert cli.main(["eval", "--checkpoint", str(out / "best.st")]) == 0
+
+
+def test_model_overrides_convert_to_the_configs_types():
+    config = cli.TrainConfig(model="vgg11_small", model_config="width=0.25, dropout=0")
+    assert cli.model_overrides(config) == {"width": 0.25, "dropout": 0.0}
+    model = cli.build_model(config)
+    assert model.features[0].out_channels == 16 and model.features[0].in_channels == 1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("depth=3", "KEY one of"), ("activation", "KEY=VALUE"), ("input_size=big", "takes a int")])
+def test_bad_model_config_is_a_clear_error(text, message, capsys):
+    assert cli.main(["train", "--model-config", text]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("shendu train: --model-config") and message in err
+
+
+def test_augmentation_keeps_validation_images_plain():
+    config = cli.TrainConfig(subset=True, augment=True, val_size=100)
+    train, val, _ = cli.load_data(config, log=lambda *_: None)
+    plain_config = cli.TrainConfig(subset=True, val_size=100)
+    plain_train, plain_val, _ = cli.load_data(plain_config, log=lambda *_: None)
+    assert (val[3][0].numpy() == plain_val[3][0].numpy()).all()
+    assert (train.indices == plain_train.indices).all()
+    shifted = [not (train[i][0].numpy() == plain_train[i][0].numpy()).all() for i in range(20)]
+    assert sum(shifted) >= 10  # most images are moved or mirrored
