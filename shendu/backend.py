@@ -221,6 +221,11 @@ def use_compiled_kernels(enabled: bool) -> None:
     _compiled["enabled"] = bool(enabled)
 
 
+def compiled_kernels_enabled() -> bool:
+    """Whether code may use an optional compiled kernel (see shendu.kernels)."""
+    return _compiled["enabled"]
+
+
 def compiled_kernels_available() -> bool:
     return _compiled_erf() is not None
 

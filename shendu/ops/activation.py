@@ -27,6 +27,8 @@ class ReLU(Function):
         return backend.xp_of(x).maximum(x, 0) if x.dtype.kind == "f" else x * self.saved_positive
 
     def backward(self, grad):
+        if not is_grad_enabled():  # one pass, no float copy of the mask
+            return Tensor._wrap(grad.data * self.saved_positive)
         return grad * _constant(self.saved_positive.astype(grad.dtype))
 
 

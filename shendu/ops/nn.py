@@ -6,7 +6,7 @@ is written in Tensor ops, so all of them are twice differentiable.
 """
 from __future__ import annotations
 
-from shendu import backend
+from shendu import backend, kernels
 from shendu.autograd import Function, is_grad_enabled, no_grad, unbroadcast
 from shendu.tensor import Tensor
 
@@ -201,9 +201,15 @@ class Normalize(Function):
     with it, the same formula is built from Tensor ops on x, so second derivatives are exact.
     """
 
-    def forward(self, x, weight, bias, centered=None, var=None, dims=(), eps=1e-5):
+    def forward(self, x, weight, bias, centered=None, var=None, dims=(), eps=1e-5, fused=None):
         xp = backend.xp_of(x)
         self.dims, self.eps = dims, eps
+        if fused is not None:
+            # batch_norm ran the compiled kernel: fused = (out, mean, rstd); xhat is not kept,
+            # the compiled backward recomputes it from x in the same sweep
+            out, self.saved_mean, self.saved_rstd = fused
+            self.saved_xhat = None
+            return out
         rstd = 1.0 / xp.sqrt(var + eps)
         centered *= rstd  # the caller hands over a fresh array: it becomes xhat
         self.saved_xhat, self.saved_rstd = centered, rstd
@@ -232,9 +238,11 @@ class Normalize(Function):
 
     def _backward_arrays(self, g):
         """The formula above on arrays, reusing two temporaries instead of ten."""
-        _, weight, bias = self.inputs
+        x, weight, bias = self.inputs
         xp, xhat, dims = backend.xp_of(g), self.saved_xhat, self.dims
         need = self.needs_input_grad
+        if xhat is None:
+            return self._backward_compiled(g, x.data, weight, bias)
         g_xhat = g * xhat
         grad_w = Tensor._wrap(_sum_to(g_xhat, weight.shape)) if need[1] else None
         grad_b = Tensor._wrap(_sum_to(g, bias.shape)) if need[2] else None
@@ -250,6 +258,20 @@ class Normalize(Function):
             gw *= self.saved_rstd
             grad_x = Tensor._wrap(gw)
         return grad_x, grad_w, grad_b
+
+
+    def _backward_compiled(self, g, x, weight, bias):
+        """The same gradients from kernels.batch_norm_backward (channel dim 1)."""
+        need = self.needs_input_grad
+        channels = x.shape[1]
+        w = weight.data.reshape(channels) if weight is not None else \
+            kernels.np.ones(channels, dtype=x.dtype)
+        grad_x, sum_gx, sum_g = kernels.batch_norm_backward(
+            g, x, self.saved_mean, self.saved_rstd, w, need[0])
+        wrap = Tensor._wrap
+        grad_w = wrap(sum_gx.astype(x.dtype).reshape(weight.shape)) if need[1] else None
+        grad_b = wrap(sum_g.astype(x.dtype).reshape(bias.shape)) if need[2] else None
+        return (wrap(grad_x) if grad_x is not None else None), grad_w, grad_b
 
 
 def _sum_to(a, shape):
@@ -334,14 +356,25 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got "
                          f"input {input.shape}")
     data = input.data
-    mean = data.mean(axis=dims, keepdims=True)
-    centered = data - mean
-    var = (centered * centered).mean(axis=dims, keepdims=True)
+    fused = None
+    if kernels.available(data):
+        xp = backend.xp_of(data)
+        w = weight.data.reshape(channels) if weight is not None else xp.ones(channels, data.dtype)
+        b = bias.data.reshape(channels) if bias is not None else xp.zeros(channels, data.dtype)
+        out, mean64, var64 = kernels.batch_norm_forward(data, w, b, eps)
+        mean, var = mean64.astype(data.dtype), var64.astype(data.dtype)
+        fused = (out, mean64, 1.0 / xp.sqrt(var64 + eps))
+        centered = None
+    else:
+        mean = data.mean(axis=dims, keepdims=True)
+        centered = data - mean
+        var = (centered * centered).mean(axis=dims, keepdims=True)
     with no_grad():
         if running_mean is not None:
             running_mean.mul_(1.0 - momentum).add_(mean.reshape(shape), alpha=momentum)
         if running_var is not None:
             unbiased = var.reshape(shape) * (count / (count - 1))
             running_var.mul_(1.0 - momentum).add_(unbiased, alpha=momentum)
-    return Normalize.apply(input, weight, bias, centered=centered, var=var, dims=dims, eps=eps)
+    return Normalize.apply(input, weight, bias, centered=centered, var=var, dims=dims, eps=eps,
+                           fused=fused)
 

@@ -1,0 +1,144 @@
+"""Optional compiled CPU kernels (numba, the ``fast`` extra) for the memory-bound steps of a
+CNN training step.
+
+Profiling a ResNet-20 step (benchmarks/cnn.py --profile) showed half of its time outside the
+matrix products, in passes over activations that NumPy makes one at a time on one core.
+Batch norm is the largest of them (7 passes forward, 11 backward); the kernels here do it in
+3 and 2, in parallel over channels: 2x faster per layer, about 6% of a ResNet-20 step. (A
+kernel for the convolution's shifted copies gained only 10%, as NumPy's copy is already near
+this machine's memory bandwidth, so it was not kept.)
+
+The NumPy code in ``shendu.ops`` stays the reference: every kernel has a NumPy twin there and
+tests/test_kernels.py compares the two. A kernel is used only for NumPy arrays of float32 or
+float64, when numba is installed and ``backend.use_compiled_kernels(True)`` (the default).
+Statistics are accumulated in float64 whatever the input dtype.
+"""
+from __future__ import annotations
+
+from shendu import backend
+
+np = backend.namespace("cpu")  # numba compiles NumPy calls; these kernels only see host arrays
+_kernels = {}
+
+
+def available(*arrays) -> bool:
+    """True when the compiled kernels can take these arrays (host float32/float64)."""
+    if not backend.compiled_kernels_enabled() or _build() is None:
+        return False
+    return all(backend.xp_of(a) is np and a.dtype in (np.float32, np.float64) for a in arrays)
+
+
+def _build():
+    if "built" not in _kernels:
+        try:
+            import numba
+        except ImportError:
+            _kernels["built"] = None
+        else:
+            # numba's OpenMP layer spins its idle threads after each kernel and so starves
+            # OpenBLAS's (a ResNet step ran 1.5x slower); the work-queue layer sleeps
+            if numba.config.THREADING_LAYER == "default":
+                numba.config.THREADING_LAYER = "workqueue"
+            _kernels["built"] = _define(numba)
+    return _kernels["built"]
+
+
+def _define(numba):
+    jit = numba.njit(parallel=True, cache=True, nogil=True)
+    prange = numba.prange
+
+    @jit
+    def batch_norm_forward(x, weight, bias, eps, out):
+        """x, out (C, N, L); weight, bias (C,) -> per-channel mean and biased variance (C,)
+        (float64); out = (x - mean) / sqrt(var + eps) * weight + bias."""
+        channels, batch, length = x.shape
+        count = batch * length
+        mean = np.empty(channels)
+        var = np.empty(channels)
+        for c in prange(channels):
+            total = 0.0
+            for n in range(batch):
+                for i in range(length):
+                    total += x[c, n, i]
+            m = total / count
+            squares = 0.0
+            for n in range(batch):
+                for i in range(length):
+                    d = x[c, n, i] - m
+                    squares += d * d
+            v = squares / count
+            scale = weight[c] / np.sqrt(v + eps)
+            shift = bias[c] - m * scale
+            for n in range(batch):
+                for i in range(length):
+                    out[c, n, i] = x[c, n, i] * scale + shift
+            mean[c] = m
+            var[c] = v
+        return mean, var
+
+    @jit
+    def batch_norm_backward(g, x, mean, rstd, weight, grad_x, need_x):
+        """g, x, grad_x (C, N, L); mean, rstd, weight (C,) -> (sum g xhat, sum g) per channel;
+        with need_x, grad_x = weight rstd (g - mean(g) - xhat mean(g xhat))."""
+        channels, batch, length = x.shape
+        count = batch * length
+        sum_gx = np.empty(channels)
+        sum_g = np.empty(channels)
+        for c in prange(channels):
+            m, r = mean[c], rstd[c]
+            sg = 0.0
+            sgx = 0.0
+            for n in range(batch):
+                for i in range(length):
+                    gv = g[c, n, i]
+                    sg += gv
+                    sgx += gv * (x[c, n, i] - m)
+            sgx *= r
+            sum_g[c] = sg
+            sum_gx[c] = sgx
+            if need_x:
+                a = weight[c] * r
+                mg = sg / count
+                mgx = sgx / count
+                for n in range(batch):
+                    for i in range(length):
+                        xhat = (x[c, n, i] - m) * r
+                        grad_x[c, n, i] = a * (g[c, n, i] - mg - xhat * mgx)
+        return sum_gx, sum_g
+
+    return {"batch_norm_forward": batch_norm_forward,
+            "batch_norm_backward": batch_norm_backward}
+
+
+def _as_cnl(a):
+    """(N, C, *) -> a (C, N, L) view (a copy only for an unusual layout)."""
+    n, c = a.shape[:2]
+    return a.reshape(n, c, -1).transpose(1, 0, 2)
+
+
+def empty_like_layout(x):
+    """An uninitialised array shaped like x (N, C, *), channel-major in memory when x is (the
+    convolution's row layout returns such views), so kernels write it in one sweep."""
+    n, c = x.shape[:2]
+    if x.ndim > 1 and x.swapaxes(0, 1).flags.c_contiguous:
+        return np.empty((c, n) + x.shape[2:], dtype=x.dtype).swapaxes(0, 1)
+    return np.empty(x.shape, dtype=x.dtype)
+
+
+def batch_norm_forward(x, weight, bias, eps):
+    """Training batch norm of x (N, C, *) with weight, bias (C,) arrays:
+    -> (out like x, mean (C,) float64, biased var (C,) float64)."""
+    out = empty_like_layout(x)
+    mean, var = _build()["batch_norm_forward"](_as_cnl(x), weight, bias, float(eps),
+                                               _as_cnl(out))
+    return out, mean, var
+
+
+def batch_norm_backward(g, x, mean, rstd, weight, need_x):
+    """Gradients of batch_norm_forward: g, x (N, C, *); mean, rstd, weight (C,) ->
+    (grad_x like x or None, sum g xhat (C,), sum g (C,)), the sums in float64."""
+    grad_x = empty_like_layout(x) if need_x else np.empty((x.shape[1], 1, 1), dtype=x.dtype)
+    target = _as_cnl(grad_x) if need_x else grad_x
+    sum_gx, sum_g = _build()["batch_norm_backward"](_as_cnl(g), _as_cnl(x), mean, rstd, weight,
+                                                    target, need_x)
+    return (grad_x if need_x else None), sum_gx, sum_g

@@ -1,0 +1,85 @@
+"""The optional numba kernels (shendu.kernels) against their NumPy references in shendu.ops."""
+import numpy as np
+import pytest
+
+import shendu
+from shendu import backend, kernels
+from shendu.nn import functional as F
+
+pytestmark = pytest.mark.skipif(not backend.compiled_kernels_available(),
+                                reason="numba is not installed")
+
+
+@pytest.fixture
+def reference():
+    """Run a block with the kernels switched off (the NumPy reference)."""
+    class Switch:
+        def __enter__(self):
+            backend.use_compiled_kernels(False)
+
+        def __exit__(self, *exc):
+            backend.use_compiled_kernels(True)
+    return Switch()
+
+
+def _run(fn, reference, *arrays, create_graph=False):
+    """fn's output and input gradients, with and without the kernels."""
+    results = []
+    for compiled in (True, False):
+        backend.use_compiled_kernels(compiled)
+        try:
+            leaves = [shendu.tensor(a, requires_grad=True) for a in arrays]
+            out = fn(*leaves)
+            seed = np.random.default_rng(1).standard_normal(out.shape).astype(arrays[0].dtype)
+            grads = shendu.autograd.grad(out, leaves, shendu.tensor(seed))
+            results.append([out.detach().numpy()] + [g.numpy() for g in grads])
+        finally:
+            backend.use_compiled_kernels(True)
+    return results
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-11), (np.float32, 2e-5)])
+@pytest.mark.parametrize("shape", [(8, 3, 5, 7), (4, 6), (5, 2, 9), (2, 16, 1, 1)])
+def test_batch_norm_kernel_equals_numpy_reference(shape, dtype, tol, reference):
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    w = rng.standard_normal(shape[1]).astype(dtype)
+    b = rng.standard_normal(shape[1]).astype(dtype)
+    stats = {}
+
+    def bn(x, w, b):
+        rm, rv = shendu.zeros(shape[1], dtype=x.dtype), shendu.ones(shape[1], dtype=x.dtype)
+        out = F.batch_norm(x, rm, rv, w, b, training=True, momentum=0.3)
+        stats.setdefault(backend.compiled_kernels_enabled(), (rm.numpy(), rv.numpy()))
+        return out
+
+    compiled, plain = _run(bn, reference, x, w, b)
+    for a, r in zip(compiled, plain):
+        np.testing.assert_allclose(a, r, rtol=tol, atol=tol * 10)
+    for a, r in zip(stats[True], stats[False]):
+        np.testing.assert_allclose(a, r, rtol=tol, atol=tol)
+
+
+def test_batch_norm_kernel_reads_channel_major_views_and_keeps_their_layout():
+    rng = np.random.default_rng(2)
+    memory = rng.standard_normal((3, 4, 5, 6))            # (C, N, H, W)
+    x = memory.transpose(1, 0, 2, 3)                       # (N, C, H, W) view, as conv returns
+    out, mean, var = kernels.batch_norm_forward(x, np.ones(3), np.zeros(3), 1e-5)
+    assert out.shape == x.shape and out.swapaxes(0, 1).flags.c_contiguous
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-12)
+
+
+def test_batch_norm_without_affine_and_double_backward_use_the_reference_formula(reference):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((6, 2, 3, 3))
+    compiled, plain = _run(lambda t: F.batch_norm(t, None, None, training=True), reference, x)
+    for a, r in zip(compiled, plain):
+        np.testing.assert_allclose(a, r, rtol=1e-11, atol=1e-12)
+    # create_graph takes the Tensor-op backward, which the kernel path must not disturb
+    t = shendu.tensor(x, requires_grad=True)
+    w = shendu.tensor(rng.standard_normal(2), requires_grad=True)
+    out = F.batch_norm(t, None, None, w, None, training=True)
+    (g,) = shendu.autograd.grad((out * out.tanh()).sum(), [t], create_graph=True)
+    (gw,) = shendu.autograd.grad(g.pow(2).sum(), [w])
+    assert np.isfinite(gw.numpy()).all() and np.abs(gw.numpy()).sum() > 0
