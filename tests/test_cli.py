@@ -74,7 +74,7 @@ def test_model_config_schedule_and_augmentation_reach_the_run(tmp_path, capsys):
     assert cli.main(["train", "--subset", "--out", str(out), "--model-config",
                      "activation=relu,pool=avg", "--lr-schedule", "cosine", "--augment",
                      "--epochs", "2", "--limit-train", "256", "--limit-test", "100"]) == 0
-    rows = list(csv.DictReader(open(out / "history.csv")))
+    rows = list(csv.DictReader((out / "history.csv").read_text().splitlines()))
     # the per-batch cosine schedule lowers the learning rate logged at each epoch start
     assert float(rows[0]["lr"]) == pytest.approx(1e-3) and float(rows[1]["lr"]) < 1e-3
     capsys.readouterr()
