@@ -37,7 +37,8 @@ class TrainConfig:
     weight_decay: float | None = None  # None: the optimizer's own default
     batch_size: int = 64
     epochs: int = 10
-    patience: int = 3  # early stopping on val_loss
+    patience: int = 3  # early stopping on --monitor
+    monitor: str = "val_loss"  # picks best.st and the weights restored at the end
     val_size: int = 5000  # at most a tenth of the training set
     seed: int = 0
     device: str = "cpu"
@@ -57,7 +58,8 @@ def _flag(name):
 def add_train_arguments(parser):
     from shendu.models import list_models
     choices = {"model": list_models(), "dataset": DATASETS, "optimizer": OPTIMIZERS,
-               "device": ("cpu", "cuda"), "lr_schedule": LR_SCHEDULES}
+               "device": ("cpu", "cuda"), "lr_schedule": LR_SCHEDULES,
+               "monitor": ("val_loss", "val_accuracy")}
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         default = getattr(defaults, f.name)
@@ -247,10 +249,13 @@ def train(config: TrainConfig, log=print) -> dict:
     log(f"{config.model}: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"{len(train_set):,} train / {len(val_set):,} val / {len(test_set):,} test; "
         f"writing to {out}")
+    mode = "max" if config.monitor.endswith("accuracy") else "min"
     callbacks = [ProgressBar(), TerminateOnNaN(),
-                 EarlyStopping(patience=config.patience, restore_best_weights=True),
+                 EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
+                               restore_best_weights=True),
                  CSVLogger(os.path.join(out, "history.csv"), append=config.resume is not None),
-                 ModelCheckpoint(os.path.join(out, "best.st"), save_best_only=True),
+                 ModelCheckpoint(os.path.join(out, "best.st"), monitor=config.monitor,
+                                 mode=mode, save_best_only=True),
                  ModelCheckpoint(os.path.join(out, "last.st"))]
     if schedule is not None:
         callbacks.append(LRScheduler(schedule, per="batch"))

@@ -106,3 +106,14 @@ def test_augmentation_keeps_validation_images_plain():
     assert (train.indices == plain_train.indices).all()
     shifted = [not (train[i][0].numpy() == plain_train[i][0].numpy()).all() for i in range(20)]
     assert sum(shifted) >= 10  # most images are moved or mirrored
+
+
+def test_monitor_val_accuracy_picks_the_best_checkpoint(tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--subset", "--out", str(out), "--monitor", "val_accuracy",
+                     "--epochs", "2", "--patience", "2", "--limit-train", "256",
+                     "--limit-test", "100"]) == 0
+    from shendu import serialization
+    rows = list(csv.DictReader((out / "history.csv").read_text().splitlines()))
+    best = max(range(len(rows)), key=lambda i: float(rows[i]["val_accuracy"]))
+    assert serialization.load(str(out / "best.st"))["epoch"] == best
