@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, fields
 DATASETS = ("fashion-mnist", "mnist")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 LR_SCHEDULES = ("none", "cosine", "onecycle")
+AUGMENTATIONS = ("none", "auto", "shift", "flip", "shift+flip")
 DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3, "adamw": 1e-3, "rmsprop": 1e-3}
 # per-channel statistics of the training images, scaled to [0, 1]
 NORMALIZE = {"fashion-mnist": (0.2860, 0.3530), "mnist": (0.1307, 0.3081)}
@@ -48,7 +49,7 @@ class TrainConfig:
     resume: str | None = None
     model_config: str | None = None  # KEY=VALUE[,KEY=VALUE...] overrides of the model's config
     lr_schedule: str = "none"  # per-batch 'cosine' decay to 0, or 'onecycle' (warm-up + decay)
-    augment: bool = False  # random 2-pixel shifts (and left-right flips for Fashion-MNIST)
+    augment: str = "none"  # none, shift, flip, shift+flip; bare --augment: auto (see augmentation)
 
 
 def _flag(name):
@@ -65,6 +66,10 @@ def add_train_arguments(parser):
         default = getattr(defaults, f.name)
         if f.type == "bool":
             parser.add_argument(_flag(f.name), action="store_true")
+            continue
+        if f.name == "augment":  # a bare --augment picks what suits the dataset
+            parser.add_argument(_flag(f.name), nargs="?", const="auto", default=default,
+                                choices=AUGMENTATIONS, help=f"default: {default}; bare: auto")
             continue
         kind = {"int": int, "float": float}.get(f.type.split(" |")[0], str)
         parser.add_argument(_flag(f.name), type=kind, default=default,
@@ -97,7 +102,7 @@ def load_data(config, log):
     val_size = min(config.val_size, len(train) // 10)
     train, val = random_split(train, [len(train) - val_size, val_size],
                               generator=Generator(seed=config.seed))
-    if config.augment:
+    if config.augment != "none":
         # the validation images stay as they are: only the training view is augmented
         train = Subset(load(True, augmentation(config)), train.indices)
     if config.limit_train is not None:
@@ -108,13 +113,23 @@ def load_data(config, log):
 
 
 def augmentation(config):
-    """Random shifts by up to 2 pixels (zero-padded crop), then a left-right flip for
-    Fashion-MNIST (garments are mirror-symmetric, digits are not), then normalisation."""
+    """The training transform --augment names: random shifts by up to 2 pixels (a zero-padded
+    crop) and/or left-right flips, then normalisation. 'auto' is shift+flip for Fashion-MNIST
+    (garments are mirror-symmetric) and shift alone for MNIST (digits are not)."""
     from shendu import Generator
     from shendu.data import transforms
+    kind = config.augment
+    if kind == "auto":
+        kind = "shift+flip" if config.dataset == "fashion-mnist" else "shift"
+    if kind not in AUGMENTATIONS[2:]:
+        raise ValueError(f"--augment: expected one of {AUGMENTATIONS}, got {config.augment!r}")
+    if "flip" in kind and config.dataset == "mnist":
+        raise ValueError("--augment: flips turn digits into other shapes; use shift for mnist")
     gen = Generator(seed=config.seed + 2)
-    steps = [transforms.RandomCrop(28, padding=2, generator=gen)]
-    if config.dataset == "fashion-mnist":
+    steps = []
+    if "shift" in kind:
+        steps.append(transforms.RandomCrop(28, padding=2, generator=gen))
+    if "flip" in kind:
         steps.append(transforms.RandomHorizontalFlip(generator=gen))
     return transforms.Compose(steps + [transforms.Normalize(*NORMALIZE[config.dataset])])
 
@@ -330,6 +345,8 @@ def main(argv=None) -> int:
             names = {f.name for f in fields(TrainConfig)}
             config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
             model_overrides(config)  # a bad --model-config fails before any data is read
+            if config.augment != "none":
+                augmentation(config)
             train(config, log)
         elif args.command == "eval":
             evaluate(args, log)

@@ -98,7 +98,7 @@ def test_bad_model_config_is_a_clear_error(text, message, capsys):
 
 
 def test_augmentation_keeps_validation_images_plain():
-    config = cli.TrainConfig(subset=True, augment=True, val_size=100)
+    config = cli.TrainConfig(subset=True, augment="shift+flip", val_size=100)
     train, val, _ = cli.load_data(config, log=lambda *_: None)
     plain_config = cli.TrainConfig(subset=True, val_size=100)
     plain_train, plain_val, _ = cli.load_data(plain_config, log=lambda *_: None)
@@ -117,3 +117,16 @@ def test_monitor_val_accuracy_picks_the_best_checkpoint(tmp_path):
     rows = list(csv.DictReader((out / "history.csv").read_text().splitlines()))
     best = max(range(len(rows)), key=lambda i: float(rows[i]["val_accuracy"]))
     assert serialization.load(str(out / "best.st"))["epoch"] == best
+
+
+def test_augment_kinds_and_digits_are_not_flipped(capsys):
+    parser = cli.build_parser()
+    assert parser.parse_args(["train", "--augment"]).augment == "auto"
+    assert parser.parse_args(["train", "--augment", "flip"]).augment == "flip"
+    assert parser.parse_args(["train"]).augment == "none"
+    steps = cli.augmentation(cli.TrainConfig(dataset="mnist", augment="auto")).transforms
+    assert [type(t).__name__ for t in steps] == ["RandomCrop", "Normalize"]
+    steps = cli.augmentation(cli.TrainConfig(augment="flip")).transforms
+    assert [type(t).__name__ for t in steps] == ["RandomHorizontalFlip", "Normalize"]
+    assert cli.main(["train", "--dataset", "mnist", "--augment", "flip"]) == 2
+    assert "use shift for mnist" in capsys.readouterr().err
