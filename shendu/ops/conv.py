@@ -199,10 +199,20 @@ def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
     k = cg * kh * kw
     kind, data = patches or _patches(x, kh, kw, o, geom, (ho, wo), ones=with_bias)
     if kind == "full":
-        # (K, P) @ (P, O) rather than its transpose: OpenBLAS threads the small-output,
-        # long-reduction product far better this way round
-        gw = xp.matmul(data, g.reshape(n, groups, o // groups, ho * wo).swapaxes(2, 3))
-        gw = gw.sum(0).swapaxes(1, 2)                                   # (G, O/G, K (+1))
+        pixels = ho * wo
+        grad = g.reshape(n, groups, o // groups, pixels)
+        if o // groups > pixels:
+            # deep layers (few pixels, many channels): per-image (K, O) products would outweigh
+            # the patches (VGG's 4x4 layers wrote 150 MB to sum them), so the batch joins one
+            # GEMM over (K, N*P) @ (N*P, O) after copying both operands into that layout
+            cols = data.transpose(1, 2, 0, 3).reshape(groups, data.shape[2], n * pixels)
+            grad = grad.transpose(1, 0, 3, 2).reshape(groups, n * pixels, o // groups)
+            gw = xp.matmul(cols, grad).swapaxes(1, 2)                   # (G, O/G, K (+1))
+        else:
+            # (K, P) @ (P, O) rather than its transpose: OpenBLAS threads the small-output,
+            # long-reduction product far better this way round
+            gw = xp.matmul(data, grad.swapaxes(2, 3))
+            gw = gw.sum(0).swapaxes(1, 2)                               # (G, O/G, K (+1))
         if with_bias and gw.shape[2] == k + 1:
             return gw.reshape(o, k + 1)
         gw = gw[..., :k].reshape(o, cg, kh, kw)
