@@ -53,6 +53,9 @@ def test_conv2d_matches_torch(shapes):
     ((2, 12, 5, 6), (6, 12, 3, 3), {"padding": "valid", "stride": (1, 2)}),
     ((2, 3, 6, 6), (4, 3, 3, 3), {"padding": 1}),
     ((2, 4, 5, 5), (4, 1, 3, 3), {"padding": 1, "groups": 4}),
+    # more output channels per group than output pixels: the batched weight-gradient GEMM
+    ((3, 6, 4, 4), (16, 3, 3, 3), {"stride": 2, "padding": 1, "groups": 2}),
+    ((4, 5, 2, 2), (9, 5, 2, 2), {}),
 ])
 def test_conv2d_layouts_match_torch(x_shape, w_shape, kwargs):
     ours, theirs = _both(C.conv2d, TF.conv2d, **kwargs)
@@ -238,3 +241,9 @@ def test_bad_inputs_raise_clear_errors():
             shendu.tensor(np.zeros((1, 1, 4, 4), dtype=np.int64)), 2)
     _raises(ValueError, "adaptive_avg_pool2d: output_size must be >= 1",
             C.adaptive_avg_pool2d, img, 0)
+
+
+def test_batched_weight_gradient_with_bias_matches_torch():
+    """Few output pixels, many channels: dL/dw and dL/db come from one GEMM over the batch."""
+    ours, theirs = _both(C.conv2d, TF.conv2d, stride=2)
+    check_op(ours, [(5, 3, 3, 3), (7, 3, 2, 2), (7,)], theirs, second_order=True)
