@@ -96,23 +96,12 @@ def twins(name):
     return ours.train(), theirs.train()
 
 
-def stepper_shendu(model, x, y):
-    opt = shendu.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = shendu.nn.CrossEntropyLoss()
-    x, y = shendu.from_numpy(x), shendu.from_numpy(y)
-
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-    return step
-
-
-def stepper_torch(model, x, y):
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    loss_fn = tnn.CrossEntropyLoss()
-    x, y = torch.from_numpy(x), torch.from_numpy(y)
+def stepper(lib, model, x, y):
+    """One SGD-momentum training step of ``model``; ``lib`` is shendu or torch, which spell
+    every call here the same way."""
+    opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = lib.nn.CrossEntropyLoss()
+    x, y = lib.from_numpy(x), lib.from_numpy(y)
 
     def step():
         opt.zero_grad()
@@ -158,7 +147,7 @@ def main():
     print(f"{'model':12}{'shendu ms':>11}{'torch ms':>10}{'ratio':>7}")
     for name in args.models:
         ours, theirs = twins(name)
-        step_ours, step_theirs = stepper_shendu(ours, x, y), stepper_torch(theirs, x, y)
+        step_ours, step_theirs = stepper(shendu, ours, x, y), stepper(torch, theirs, x, y)
         for _ in range(args.warmup):
             step_ours()
             step_theirs()

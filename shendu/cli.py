@@ -83,6 +83,7 @@ def load_data(config, log):
     """(train, val, test) datasets; tells the user when the shipped subset is used."""
     from shendu import Generator
     from shendu.data import MNIST, FashionMNIST, Subset, random_split, transforms
+    augment = augmentation(config) if config.augment != "none" else None  # bad flags fail first
     mean, std = NORMALIZE[config.dataset]
     tf = transforms.Normalize(mean, std)
 
@@ -102,9 +103,9 @@ def load_data(config, log):
     val_size = min(config.val_size, len(train) // 10)
     train, val = random_split(train, [len(train) - val_size, val_size],
                               generator=Generator(seed=config.seed))
-    if config.augment != "none":
+    if augment is not None:
         # the validation images stay as they are: only the training view is augmented
-        train = Subset(load(True, augmentation(config)), train.indices)
+        train = Subset(load(True, augment), train.indices)
     if config.limit_train is not None:
         train = Subset(train, list(range(min(config.limit_train, len(train)))))
     if config.limit_test is not None:
@@ -247,6 +248,7 @@ def train(config: TrainConfig, log=print) -> dict:
                               ProgressBar, TerminateOnNaN, Trainer)
 
     shendu.manual_seed(config.seed)
+    model = build_model(config)  # first: a bad --model-config fails before any file is written
     out = config.out
     if out is None and config.resume is not None:
         out = os.path.dirname(os.path.abspath(config.resume))  # keep adding to the same run
@@ -255,7 +257,6 @@ def train(config: TrainConfig, log=print) -> dict:
                                    f"{time.strftime('%Y%m%d-%H%M%S')}")
     os.makedirs(out, exist_ok=True)
     train_set, val_set, test_set = load_data(config, log)
-    model = build_model(config)
     optimizer = make_optimizer(config, model.parameters())
     train_loader = _loader(train_set, config.batch_size, True, config.seed + 1)
     schedule = make_schedule(config, optimizer, len(train_loader))
@@ -344,9 +345,6 @@ def main(argv=None) -> int:
         if args.command == "train":
             names = {f.name for f in fields(TrainConfig)}
             config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})
-            model_overrides(config)  # a bad --model-config fails before any data is read
-            if config.augment != "none":
-                augmentation(config)
             train(config, log)
         elif args.command == "eval":
             evaluate(args, log)
