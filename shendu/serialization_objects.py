@@ -233,7 +233,7 @@ class ObjectCodec:
     # --- loading ------------------------------------------------------------------------
     def decode(self, node, depth):
         if "$ref" in node:
-            if node["$ref"] not in self._built:
+            if not isinstance(node["$ref"], int) or node["$ref"] not in self._built:
                 raise self.owner.corrupted(f"it refers to object {node['$ref']!r} before "
                                            "defining it")
             return self._built[node["$ref"]]
