@@ -199,8 +199,13 @@ class ObjectCodec:
         if _is_plain_object(obj):
             spec = _spec(type(obj), location)
             ref = self._remember(obj)
-            return {"$object": spec, "$id": ref,
-                    "state": self.owner.encode(dict(vars(obj)), path, depth + 1)}
+            try:
+                state = self.owner.encode(dict(vars(obj)), path, depth + 1)
+            except TypeError as err:
+                hint = "; save its state_dict() instead" if hasattr(obj, "state_dict") else ""
+                raise TypeError(f"{err} (inside the {type(obj).__name__} object at "
+                                f"{location}{hint})") from None
+            return {"$object": spec, "$id": ref, "state": state}
         return None
 
     def _module(self, module, base, depth, prefix):

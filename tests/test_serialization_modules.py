@@ -251,6 +251,13 @@ def test_modules_with_hooks_and_lambdas_are_refused_on_saving(tmp_path):
     model.act = lambda x: x
     with pytest.raises(TypeError, match=r"key path 'act': a lambda"):
         shendu.save(model, tmp_path / "m")
+    model = nn.Linear(2, 2)
+    optimizer = shendu.optim.Adam(model.parameters())
+    model(shendu.ones(1, 2)).sum().backward()
+    optimizer.step()  # its state is keyed by the Parameters themselves
+    with pytest.raises(TypeError, match=r"inside the Adam object at the top level; save its "
+                                        r"state_dict\(\) instead"):
+        shendu.save(optimizer, tmp_path / "m")
     assert not (tmp_path / "m").exists()
 
 
