@@ -9,6 +9,7 @@ long (see ``atomic_write``).
 """
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -116,6 +117,9 @@ def _fsync_directory(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
+    except OSError as err:
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise  # some network and FUSE file systems cannot sync a folder: nothing to do
     finally:
         os.close(fd)
 
@@ -139,7 +143,11 @@ def atomic_write(path: str, payload: bytes) -> None:
     tmp = os.path.join(directory, f"{_temp_prefix(path)}{_host_tag()}.{os.getpid()}."
                                   f"{secrets.token_hex(4)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)  # the umask applies, unlike tempfile.mkstemp's 0600
+    try:
+        fd = os.open(tmp, flags, 0o666)  # the umask applies, unlike tempfile.mkstemp's 0600
+    except PermissionError:
+        raise PermissionError(f"shendu.save: cannot write {path!r}: no permission to create "
+                              f"files in the folder {directory!r}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)

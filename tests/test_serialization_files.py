@@ -5,6 +5,7 @@ import json
 import os
 import pickle
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -150,6 +151,19 @@ def test_saved_files_get_the_permissions_the_umask_allows(tmp_path, umask, mode)
     assert stat.S_IMODE(os.stat(tmp_path / "c.st").st_mode) == mode
 
 
+def test_save_into_a_folder_without_write_permission_names_the_folder(tmp_path, monkeypatch):
+    real_open = os.open
+
+    def refuse(path, flags, mode=0o777):  # what a read-only folder does (the tests run as root)
+        if flags & os.O_CREAT:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(PermissionError, match="no permission to create files in the folder"):
+        shendu.save({"w": shendu.ones(2)}, tmp_path / "c.st")
+
+
 def test_the_folder_is_fsynced_after_the_rename(tmp_path, monkeypatch):
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -199,7 +213,7 @@ def test_a_killed_save_leaves_the_old_file_and_its_temporary_is_swept(tmp_path):
 
 
 def test_the_sweep_spares_temporaries_of_live_writers_and_other_targets(tmp_path):
-    host = __import__("socket").gethostname().replace(".", "_")
+    host = socket.gethostname().replace(".", "_")
     live = tmp_path / f".ckpt.st.{host}.{os.getpid()}.abcd1234.tmp"  # a save in progress
     other = tmp_path / f".other.st.{host}.999999999.abcd1234.tmp"
     live.write_bytes(b"x")
