@@ -8,7 +8,8 @@ Loading never executes code from the file.
 
 What can be saved (torch.save's common uses):
 - Tensors (``requires_grad``, the device and ``nn.Parameter`` are kept) and NumPy arrays (they
-  come back as NumPy arrays); the same Tensor object saved twice comes back as one object;
+  come back as NumPy arrays; CuPy arrays too); the same Tensor or array object saved twice
+  comes back as one object (views of one storage come back as copies);
 - dicts / lists / tuples nesting them, and JSON values (None, bools, ints, floats, strings;
   NumPy scalars are saved as Python numbers). Dict keys must be str or int; int keys (torch's
   optimizer state ``{'state': {0: {...}}}``) come back as ints, tuples as tuples. Nesting is
