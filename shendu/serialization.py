@@ -131,8 +131,8 @@ class _Encoder:
             items = []
             for key, value in obj.items():
                 if isinstance(key, bool) or not isinstance(key, (str, int)):
-                    raise TypeError(f"shendu.save: dict keys must be str or int, got {repr(key)[:60]} "
-                                    f"({type(key).__name__}) at {where(path)}")
+                    raise TypeError(f"shendu.save: dict keys must be str or int, got "
+                                    f"{repr(key)[:60]} ({type(key).__name__}) at {where(path)}")
                 items.append([key, self.encode(value, path + (key,), depth + 1)])
             return {"$dict": items}
         if isinstance(obj, (list, tuple)):
