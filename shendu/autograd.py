@@ -276,7 +276,7 @@ def _accumulate_leaf(tensor, grad, handed_out):
         # one gradient Tensor may reach two leaves (x + y), a view may alias the caller's
         # gradient, and expand() gives read-only stride-0 views: give each leaf a writable
         # gradient of its own
-        data = grad.data
+        data = grad._data
         if (id(grad) in handed_out or data.base is not None
                 or not getattr(data.flags, "writeable", True) or 0 in data.strides):
             grad = grad.clone()

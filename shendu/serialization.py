@@ -74,7 +74,7 @@ def _tensor_name(path: tuple) -> str:
 
 def _as_array(obj):
     """The CPU array of a Tensor or xp array, made contiguous (safetensors needs it)."""
-    array = backend.to_numpy(obj.detach().data if isinstance(obj, Tensor) else obj)
+    array = backend.to_numpy(obj.detach()._data if isinstance(obj, Tensor) else obj)
     # not ascontiguousarray: it turns 0-d arrays (num_batches_tracked) into 1-d ones
     return array if array.flags.c_contiguous else array.copy(order="C")
 

@@ -129,7 +129,7 @@ class MaxPool2d(Function):
         return best
 
     def backward(self, grad):
-        x = self.inputs[0].data
+        x = self.inputs[0]._data
         idx = _argmax_offsets(x, self.saved_best, self.pool)
         return _MaxPoolScatter.apply(grad, idx=idx, pool=self.pool, in_shape=x.shape)
 
@@ -290,11 +290,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x, single = _batched(input, "max_pool2d")
     pool = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     if return_indices and not (is_grad_enabled() and x.requires_grad):
-        best, offset = _max_pool(x.data, pool)
+        best, offset = _max_pool(x._data, pool)
         y = Tensor._wrap(best)
     else:
         y = MaxPool2d.apply(x, pool=pool)
-        offset = _argmax_offsets(x.data, y.data, pool) if return_indices else None
+        offset = _argmax_offsets(x._data, y._data, pool) if return_indices else None
     if not return_indices:
         return y.squeeze(0) if single else y
     xp = x._xp

@@ -164,7 +164,7 @@ def _max_min(x, dim, keepdim, largest):
         return Amax.apply(x, dims=tuple(range(x.ndim)), keepdim=False, largest=largest)
     (axis,) = normalize_dims(dim, x.ndim, op) or (0,)
     xp = x._xp
-    data = x.data if x.ndim else x.data.reshape(1)
+    data = x._data if x.ndim else x._data.reshape(1)
     indices = (xp.argmax if largest else xp.argmin)(data, axis=axis)
     values = MaxDim.apply(x if x.ndim else x.reshape(1), indices=indices, dim=axis,
                           keepdim=keepdim)
@@ -187,13 +187,13 @@ def _arg(x, dim, keepdim, largest):
     xp = x._xp
     fn = xp.argmax if largest else xp.argmin
     if dim is None:
-        out = fn(x.data.reshape(-1))
+        out = fn(x._data.reshape(-1))
         return Tensor._wrap(xp.asarray(out, dtype=backend.int64).reshape(
             (1,) * x.ndim if keepdim else ()))
     (axis,) = normalize_dims(dim, x.ndim, "argmax" if largest else "argmin") or (None,)
     if axis is None:  # a 0-d tensor: dim 0 / -1 is the tensor itself, index 0
         return Tensor._wrap(xp.zeros((), dtype=backend.int64))
-    out = fn(x.data, axis=axis)
+    out = fn(x._data, axis=axis)
     if keepdim:
         out = xp.expand_dims(out, axis)
     return Tensor._wrap(out.astype(backend.int64))
@@ -210,8 +210,8 @@ def argmin(x, dim=None, keepdim=False):
 def logsumexp(x, dim, keepdim=False):
     """log(sum(exp(x))) computed stably by factoring out the (detached) max."""
     dims = normalize_dims(dim, x.ndim, "logsumexp")
-    shift = Tensor._wrap(x.data.max(axis=dims, keepdims=True))
-    shift = Tensor._wrap(x._xp.where(x._xp.isfinite(shift.data), shift.data, 0))
+    shift = Tensor._wrap(x._data.max(axis=dims, keepdims=True))
+    shift = Tensor._wrap(x._xp.where(x._xp.isfinite(shift._data), shift._data, 0))
     out = (x - shift).exp().sum(dims, keepdim=True).log() + shift
     return out if keepdim else out.reshape(tuple(n for i, n in enumerate(out.shape)
                                                  if i not in dims))
@@ -219,9 +219,9 @@ def logsumexp(x, dim, keepdim=False):
 
 def all(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
     dims = normalize_dims(dim, x.ndim, "all")
-    return Tensor._wrap(x._xp.asarray(x.data.astype(bool).all(axis=dims, keepdims=keepdim)))
+    return Tensor._wrap(x._xp.asarray(x._data.astype(bool).all(axis=dims, keepdims=keepdim)))
 
 
 def any(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
     dims = normalize_dims(dim, x.ndim, "any")
-    return Tensor._wrap(x._xp.asarray(x.data.astype(bool).any(axis=dims, keepdims=keepdim)))
+    return Tensor._wrap(x._xp.asarray(x._data.astype(bool).any(axis=dims, keepdims=keepdim)))
