@@ -61,6 +61,20 @@ class enable_grad(_GradMode):
         super().__init__(True)
 
 
+class inference_mode(_GradMode):
+    """torch.inference_mode: no graph recording (shendu has no separate inference tensors,
+    so this is ``no_grad``). A context manager, ``@inference_mode()`` or bare
+    ``@inference_mode``; ``inference_mode(False)`` records again."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # used as a bare decorator: @shendu.inference_mode
+            return cls(True)(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        super().__init__(not mode)
+
+
 class set_grad_enabled(_GradMode):
     """Turn graph recording on or off; as torch, it acts at once when called as a function.
 

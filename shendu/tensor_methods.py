@@ -169,3 +169,32 @@ class TensorMethods:
             raise ValueError(f"bernoulli_: expects 0 <= p <= 1, got {p}")
         return self._fill_random("bernoulli_",
                                  lambda g: g.random(self.shape, self.dtype) < p, generator)
+
+    # --- wrappers over shendu.ops (the derivative rules live there) -----------------------
+    def sin(self): return _ops().sin(self)
+    def cos(self): return _ops().cos(self)
+    def floor(self): return _ops().floor(self)
+    def ceil(self): return _ops().ceil(self)
+    def round(self, *, decimals=0): return _ops().round(self, decimals=decimals)
+    def cumsum(self, dim, *, dtype=None): return _ops().cumsum(self, dim, dtype=dtype)
+    def prod(self, dim=None, keepdim=False, *, dtype=None):
+        return _ops().prod(self, dim, keepdim, dtype=dtype)
+    def norm(self, p="fro", dim=None, keepdim=False, dtype=None):
+        return _ops().norm(self, p, dim, keepdim, dtype)
+    def outer(self, other): return _ops().outer(self, other)
+    def sort(self, dim=-1, descending=False, stable=False):
+        return _ops().sort(self, dim, descending, stable)
+    def argsort(self, dim=-1, descending=False, stable=False):
+        return _ops().argsort(self, dim, descending, stable)
+    def topk(self, k, dim=-1, largest=True, sorted=True):  # noqa: A002 - torch's name
+        return _ops().topk(self, k, dim, largest, sorted)
+    def unique(self, sorted=True, return_inverse=False, return_counts=False,  # noqa: A002
+               dim=None):
+        return _ops().unique(self, sorted, return_inverse, return_counts, dim)
+    def multinomial(self, num_samples, replacement=False, *, generator=None):
+        return _ops().multinomial(self, num_samples, replacement, generator=generator)
+
+
+def _ops():
+    from shendu import ops
+    return ops

@@ -302,7 +302,7 @@ def prelu(x, weight):
     if not isinstance(weight, Tensor) or weight.ndim != 1:
         raise ValueError(f"prelu: weight must be a 1-D tensor, got "
                          f"{getattr(weight, 'shape', type(weight).__name__)}")
-    channels = x.shape[1] if x.ndim >= 2 else (x.shape[0] if x.ndim == 1 else 1)
+    channels = x.shape[1] if x.ndim >= 2 else 1  # torch: a 1-D input has one channel
     if weight.shape[0] not in (1, channels):
         raise ValueError(f"prelu: weight has {weight.shape[0]} slopes but the input "
                          f"{tuple(x.shape)} has {channels} channels (dim 1); expected 1 or "

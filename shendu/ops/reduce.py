@@ -1,4 +1,5 @@
-"""Reductions: sum, mean, var, std, max/min (with or without dim), arg-reductions, logsumexp.
+"""Reductions: sum, mean, var, std, max/min (with or without dim), arg-reductions, logsumexp,
+prod, and the running sum cumsum.
 
 Shapes: ``x (*S)`` reduced over ``dim`` (an int, a tuple of ints, or None for all axes);
 ``keepdim=True`` keeps each reduced axis with size 1. Negative dims count from the end.
@@ -8,7 +9,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from shendu import backend
-from shendu.autograd import Function
+from shendu.autograd import Function, is_grad_enabled
 from shendu.tensor import Tensor
 
 MaxResult = namedtuple("max", ["values", "indices"])
@@ -225,3 +226,76 @@ def all(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
 def any(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
     dims = normalize_dims(dim, x.ndim, "any")
     return Tensor._wrap(x._xp.asarray(x._data.astype(bool).any(axis=dims, keepdims=keepdim)))
+
+
+class Cumsum(Function):
+    """Running sum along ``dim``; its adjoint is the running sum from the other end."""
+
+    uses_inputs = False
+
+    def forward(self, a, dim=0):
+        self.dim = dim
+        return backend.xp_of(a).cumsum(a, axis=dim)
+
+    def backward(self, grad):
+        return grad.flip((self.dim,)).cumsum(self.dim).flip((self.dim,))
+
+
+class Prod(Function):
+    """Product over one dim. d prod / d x_i = the product of the others: prod / x_i when no
+    factor is 0 (Tensor ops, twice differentiable); with zeros, left and right exclusive
+    running products on arrays (a first derivative only)."""
+
+    uses_output = True
+
+    def forward(self, a, dim=0, keepdim=False):
+        self.dim, self.keepdim = dim, keepdim
+        return a.prod(axis=dim, keepdims=keepdim)
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        d = self.dim
+        out = self.output
+        if not self.keepdim:
+            grad, out = grad.unsqueeze(d), out.unsqueeze(d)
+        xp = x._xp
+        if not bool((x._data == 0).any()):
+            return grad * out / x
+        if is_grad_enabled():
+            raise RuntimeError("ProdBackward: a second derivative of prod over an input with "
+                               "zeros is not supported")
+        data = xp.moveaxis(x._data, d, -1)
+        ones = xp.ones(data.shape[:-1] + (1,), dtype=data.dtype)
+        left = xp.cumprod(xp.concatenate([ones, data[..., :-1]], axis=-1), axis=-1)
+        right = xp.flip(xp.cumprod(xp.flip(xp.concatenate([data[..., 1:], ones], axis=-1),
+                                           axis=-1), axis=-1), axis=-1)
+        others = Tensor._wrap(xp.moveaxis(left * right, -1, d))
+        return grad * others
+
+
+def cumsum(x, dim, *, dtype=None):
+    """Running sum along ``dim`` (integers and bools accumulate in int64, as torch)."""
+    from shendu.ops.shape import _dim
+    if dtype is not None:
+        x = x.to(dtype)
+    elif x.dtype.kind in "biu":
+        x = x.to(backend.int64)
+    if x.ndim == 0:
+        return x.clone()
+    return Cumsum.apply(x, dim=_dim(dim, x.ndim, "cumsum"))
+
+
+def prod(x, dim=None, keepdim=False, *, dtype=None):
+    """Product of all elements, or over one ``dim``."""
+    from shendu.ops.shape import _dim
+    if dtype is not None:
+        x = x.to(dtype)
+    elif x.dtype.kind in "biu":
+        x = x.to(backend.int64)
+    if dim is None:
+        return Prod.apply(x.reshape(-1), dim=0, keepdim=False)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"prod: dim must be one int (torch's), got {dim!r}")
+    if x.ndim == 0:
+        return x.clone()
+    return Prod.apply(x, dim=_dim(dim, x.ndim, "prod"), keepdim=keepdim)
