@@ -37,8 +37,7 @@ class Fold(Function):
         n, ckk, _ = cols.shape
         kh, kw = kernel
         self.kernel, self.geom = kernel, geom
-        self.out_hw = tuple(_conv_out("fold", size, k, s, p, d) for size, k, s, p, d in
-                            zip(in_hw, kernel, geom.stride, geom.pad, geom.dilation))
+        self.out_hw = _window_counts("fold", in_hw, kernel, geom)
         patches = cols.reshape((n, ckk // (kh * kw), kh, kw) + self.out_hw)
         return _col2im(patches, geom, in_hw)
 
@@ -53,6 +52,20 @@ def _geometry(op, kernel_size, dilation, padding, stride):
     return kernel, geom
 
 
+def _check_input(op, input, ndims, expected):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: expected a Tensor input, got {type(input).__name__}")
+    if input.ndim not in ndims:
+        raise ValueError(f"{op}: expected {expected} input, got shape {tuple(input.shape)}")
+    if not backend.is_floating(input.dtype):
+        raise TypeError(f"{op}: expected a floating-point input, got {input.dtype}")
+
+
+def _window_counts(op, in_hw, kernel, geom):
+    return tuple(_conv_out(op, size, k, s, p, d) for size, k, s, p, d in
+                 zip(in_hw, kernel, geom.stride, geom.pad, geom.dilation))
+
+
 def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     """Sliding kh x kw windows of ``input`` as columns (im2col).
 
@@ -60,17 +73,10 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     L = Ho * Wo with Ho = (H + 2p - d(kh-1) - 1) // s + 1 (likewise Wo).
     """
     op = "unfold"
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: expected a Tensor input, got {type(input).__name__}")
-    if input.ndim not in (3, 4):
-        raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got "
-                         f"shape {tuple(input.shape)}")
-    if not backend.is_floating(input.dtype):
-        raise TypeError(f"{op}: expected a floating-point input, got {input.dtype}")
+    _check_input(op, input, (3, 4), "a 3-D (C, H, W) or 4-D (N, C, H, W)")
     x = input if input.ndim == 4 else input.unsqueeze(0)
     kernel, geom = _geometry(op, kernel_size, dilation, padding, stride)
-    out_hw = tuple(_conv_out(op, size, k, s, p, d) for size, k, s, p, d in
-                   zip(x.shape[2:], kernel, geom.stride, geom.pad, geom.dilation))
+    out_hw = _window_counts(op, x.shape[2:], kernel, geom)
     y = Unfold.apply(x, kernel=kernel, geom=geom, out_hw=out_hw)
     return y if input.ndim == 4 else y.squeeze(0)
 
@@ -82,18 +88,11 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     Shape: input (N, C*kh*kw, L) or (C*kh*kw, L) -> (N, C, H, W) or (C, H, W).
     """
     op = "fold"
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: expected a Tensor input, got {type(input).__name__}")
-    if input.ndim not in (2, 3):
-        raise ValueError(f"{op}: expected a 2-D (C*kh*kw, L) or 3-D (N, C*kh*kw, L) input, "
-                         f"got shape {tuple(input.shape)}")
-    if not backend.is_floating(input.dtype):
-        raise TypeError(f"{op}: expected a floating-point input, got {input.dtype}")
+    _check_input(op, input, (2, 3), "a 2-D (C*kh*kw, L) or 3-D (N, C*kh*kw, L)")
     cols = input if input.ndim == 3 else input.unsqueeze(0)
     kernel, geom = _geometry(op, kernel_size, dilation, padding, stride)
     in_hw = _pair(output_size, "output_size", op)
-    out_hw = tuple(_conv_out(op, size, k, s, p, d) for size, k, s, p, d in
-                   zip(in_hw, kernel, geom.stride, geom.pad, geom.dilation))
+    out_hw = _window_counts(op, in_hw, kernel, geom)
     if cols.shape[1] % (kernel[0] * kernel[1]):
         raise ValueError(f"{op}: expected the size of dim 1 of input {tuple(input.shape)} to "
                          f"be divisible by kernel_size {kernel} product "
