@@ -26,8 +26,8 @@ from shendu.ops.conv1d import (adaptive_avg_pool1d, adaptive_max_pool1d,  # noqa
                                avg_pool1d, conv1d, max_pool1d)
 from shendu.ops.fold import fold, unfold  # noqa: F401
 from shendu.ops.loss import l1_penalty, l2_penalty  # noqa: F401
-from shendu.ops.nn import (batch_norm, group_norm, instance_norm, layer_norm,  # noqa: F401
-                           linear, one_hot)
+from shendu.ops.group_norm import group_norm, instance_norm  # noqa: F401
+from shendu.ops.nn import batch_norm, layer_norm, linear, one_hot  # noqa: F401
 from shendu.ops.norms import cosine_similarity, normalize  # noqa: F401
 from shendu.ops.pool import adaptive_max_pool2d  # noqa: F401
 from shendu.ops.resample import interpolate, pixel_shuffle, pixel_unshuffle  # noqa: F401
