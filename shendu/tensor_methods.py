@@ -31,7 +31,6 @@ class TensorMethods:
 
     # --- constructors that inherit dtype and device ---------------------------------------
     def _new(self, maker, size, dtype, device, requires_grad, *args):
-        from shendu import creation
         if len(size) == 1 and isinstance(size[0], (tuple, list)):
             size = tuple(size[0])
         return maker(*size, *args, dtype=self.dtype if dtype is None else dtype,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from shendu import backend
 from shendu.autograd import Function, is_grad_enabled
-from shendu.ops.activation import Softplus, log_softmax, sigmoid, softmax
+from shendu.ops.activation import Softplus, log_softmax, softmax
 from shendu.tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
