@@ -27,6 +27,13 @@ def test_activations_match_torch(name, kwargs):
              second_order=name not in ("hardtanh", "relu6"))
 
 
+def test_hardtanh_and_relu6_give_no_gradient_on_the_bounds():
+    x = np.array([-1.0, 0.0, 1.0, 6.0, 7.0])
+    check_op(F.relu6, [x], TF.relu6)
+    check_op(lambda t: F.hardtanh(t, 0.0, 6.0), [x], lambda t: TF.hardtanh(t, 0.0, 6.0))
+    assert F.relu6(shendu.tensor([-3, 2, 9])).tolist() == [0, 2, 6]
+
+
 def test_logsigmoid_and_softplus_are_stable_for_large_inputs():
     x = np.array([-800.0, -30.0, 0.0, 30.0, 800.0])
     check_op(F.logsigmoid, [x], TF.logsigmoid)

@@ -49,7 +49,8 @@ def relu(input, inplace=False):
 
 def relu6(input, inplace=False):
     """min(max(0, x), 6). Concept: N3.2.2."""
-    return _inplace(input, input.clamp(0.0, 6.0), inplace)
+    out = _act.hardtanh(input, 0.0, 6.0) if input.is_floating_point() else input.clamp(0, 6)
+    return _inplace(input, out, inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):

@@ -276,11 +276,15 @@ def mish(x):
 
 
 def hardtanh(x, min_val=-1.0, max_val=1.0):
-    """clamp(x, min_val, max_val); gradient 1 strictly inside, 0 outside (torch's)."""
+    """clamp(x, min_val, max_val); gradient 1 strictly inside, 0 outside and on the
+    bounds (torch's hardtanh; clamp passes the gradient on the bounds)."""
     x = _float(x, "hardtanh")
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
-    return x.clamp(min_val, max_val)
+    from shendu.ops.elementwise import where
+    values = x.detach()
+    inside = (values > min_val) & (values < max_val)   # torch's strict mask, unlike clamp's
+    return where(inside, x, values.clamp(min_val, max_val))
 
 
 def selu(x):

@@ -76,7 +76,8 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False,  # noq
            dim=None):
     """The distinct values of ``input`` (flattened, or distinct slices along ``dim``), sorted;
     with ``return_inverse`` also each element's index into them (input's shape), with
-    ``return_counts`` how often each occurs."""
+    ``return_counts`` how often each occurs. The values come sorted even with sorted=False
+    (torch leaves that order unspecified, so sorted is one valid answer)."""
     x = _check(input, "unique")
     xp = x._xp
     data = x._data
