@@ -238,6 +238,9 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, capture=None,
             if fn is None:
                 if accumulate:
                     _accumulate_leaf(tensor, grad, handed_out)
+                    if tensor._post_accumulate_hooks:
+                        for hook in tensor._post_accumulate_hooks:
+                            hook(tensor)
                 continue
             if accumulate and tensor._retains_grad:
                 _accumulate_leaf(tensor, grad, handed_out)

@@ -20,6 +20,8 @@ class CSVLogger(Callback):
         append: keep existing rows (for resumed runs) instead of truncating. Defaults to False.
     """
 
+    rank_zero_only = True
+
     def __init__(self, path, separator=",", append=False):
         super().__init__()
         self.path, self.separator, self.append = os.fspath(path), separator, append
@@ -65,6 +67,7 @@ class ProgressBar(Callback):
     """
 
     order = -100
+    rank_zero_only = True
 
     def __init__(self, file=None, use_tqdm=None):
         super().__init__()
@@ -139,6 +142,8 @@ class TensorBoard(Callback):
         log_dir: folder for the event files (``tensorboard --logdir`` it).
         log_batches: also log each training batch's loss. Defaults to False.
     """
+
+    rank_zero_only = True
 
     def __init__(self, log_dir, log_batches=False):
         super().__init__()
