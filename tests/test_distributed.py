@@ -197,3 +197,62 @@ def test_post_accumulate_grad_hook_sees_the_accumulated_grad():
     assert len(seen) == 2
     with pytest.raises(RuntimeError, match="leaf"):
         (w * 2).register_post_accumulate_grad_hook(lambda p: None)
+
+
+def _shendu(args, cwd, timeout=180):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "shendu.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+@needs_mpi
+def test_cli_train_nproc_2_writes_once_and_the_checkpoint_evaluates(tmp_path):
+    out = tmp_path / "run"
+    proc = _shendu(["train", "--subset", "--limit-train", "640", "--limit-test", "300",
+                    "--epochs", "1", "--batch-size", "32", "--nproc", "2", "--out", str(out)],
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("test accuracy:") == 1, proc.stdout  # rank 0 alone talks
+    assert sorted(os.listdir(out)) == ["best.st", "config.json", "curves.png", "history.csv",
+                                       "last.st"]
+    rows = (out / "history.csv").read_text().splitlines()
+    assert len(rows) == 2, rows  # one header, one epoch: written once, not once per rank
+    proc = _shendu(["eval", "--checkpoint", str(out / "best.st"), "--limit-test", "300"],
+                   tmp_path)
+    assert proc.returncode == 0 and "test accuracy:" in proc.stdout, proc.stderr
+
+
+@needs_mpi
+def test_cli_lm_train_nproc_2(tmp_path):
+    text = tmp_path / "text.txt"
+    text.write_text("to be or not to be, that is the question. " * 40)
+    proc = _shendu(["lm", "train", "--model", "lstm", "--data", str(text), "--max-steps", "6",
+                    "--eval-interval", "3", "--eval-batches", "1", "--hidden-size", "16",
+                    "--embed-dim", "8", "--block-size", "16", "--batch-size", "4",
+                    "--sample-chars", "0", "--nproc", "2", "--out", str(tmp_path / "lm")],
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("best validation loss") == 1
+    assert os.path.exists(tmp_path / "lm" / "model.st")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--nproc", "0"], "--nproc must be a positive int"),
+    (["--nproc", "3", "--batch-size", "64"], "does not split evenly over 3 ranks"),
+])
+def test_cli_nproc_errors_are_one_line_before_anything_starts(tmp_path, args, message):
+    proc = _shendu(["train", "--subset", "--out", str(tmp_path / "run"), *args], tmp_path)
+    assert proc.returncode == 2
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not os.path.exists(tmp_path / "run")
+
+
+def test_mpiexec_command_flags():
+    if launch.find_mpiexec() is None or not launch.mpi4py_available():
+        pytest.skip("needs the 'distributed' extra (mpi4py, Open MPI)")
+    command = launch.mpiexec_command(2)
+    assert command[1:3] == ["-n", "2"]
+    assert ("--allow-run-as-root" in command) == (os.geteuid() == 0)
+    many = launch.mpiexec_command((os.cpu_count() or 1) + 1)
+    assert "--oversubscribe" in many

@@ -50,8 +50,8 @@ def mpiexec_command(nproc: int) -> list:
     """``mpiexec -n N`` plus the flags this machine needs (see the module docstring)."""
     mpiexec = find_mpiexec()
     if mpiexec is None or not mpi4py_available():
-        raise comm.DistributedError("--nproc needs mpi4py and Open MPI's mpiexec: pip install "
-                                    "'shendu[distributed]'")
+        raise FileNotFoundError("--nproc needs mpi4py and Open MPI's mpiexec: pip install "
+                                "'shendu[distributed]'")
     command = [mpiexec, "-n", str(nproc)]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-run-as-root")  # containers often run as root
@@ -60,10 +60,13 @@ def mpiexec_command(nproc: int) -> list:
     return command
 
 
-def needs_relaunch(nproc: int) -> bool:
-    """True when ``--nproc N`` (N > 1) was asked for outside an MPI job."""
+def needs_relaunch(nproc: int, batch_size=None) -> bool:
+    """True when ``--nproc N`` (N > 1) was asked for outside an MPI job; checks first that
+    the global ``batch_size`` splits evenly, so a bad flag fails before any rank starts."""
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"--nproc must be a positive int, got {nproc!r}")
+    if batch_size is not None:
+        _check_split(batch_size, nproc, "--batch-size")
     return nproc > 1 and world_size_from_env() == 1 and _RELAUNCHED not in os.environ
 
 
@@ -84,6 +87,12 @@ def relaunch(argv, nproc: int) -> int:
         return 130
 
 
+def _check_split(batch_size, world, what):
+    if batch_size % world:
+        raise ValueError(f"{what}: the global batch size {batch_size} does not split evenly "
+                         f"over {world} ranks; pick a multiple of {world}")
+
+
 class TrainingRun:
     """What one rank of a (possibly single-process) training command needs to know.
 
@@ -101,9 +110,7 @@ class TrainingRun:
                              f"run `mpiexec -n {expected} ...` or drop --nproc")
         if world > 1 and nproc not in (1, world):
             raise ValueError(f"{command}: --nproc {nproc} but mpiexec started {world} ranks")
-        if batch_size % world:
-            raise ValueError(f"{command}: the global --batch-size {batch_size} does not split "
-                             f"evenly over {world} ranks")
+        _check_split(batch_size, world, command)
         if world > 1:
             if not mpi4py_available():
                 raise ValueError(f"{command}: running under mpiexec needs mpi4py: pip install "

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from shendu.distributed import get_world_size
 from shendu.train.callbacks import Callback
 
 
@@ -101,15 +102,19 @@ class ProgressBar(Callback):
         if self._bar is not None:
             elapsed = max(time.perf_counter() - self._start, 1e-9)
             self._bar.set_postfix(loss=f"{self._loss_sum / self._seen:.4f}",
-                                  samples_s=f"{self._seen / elapsed:.0f}", refresh=False)
+                                  samples_s=f"{self._rate(elapsed):.0f}", refresh=False)
             self._bar.update(1)
+
+    def _rate(self, seconds):
+        # under DistributedDataParallel every rank trains on as many samples as this one
+        return self._seen * get_world_size() / seconds
 
     def on_epoch_end(self, epoch, logs=None):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
         elapsed = time.perf_counter() - self._start
-        rate = self._seen / max(self._train_time, 1e-9)
+        rate = self._rate(max(self._train_time, 1e-9))
         print(f"epoch {epoch + 1}/{self.params.get('epochs', '?')} - {elapsed:.1f}s - "
               f"{rate:.0f} samples/s - {_format_logs(logs or {})}",
               file=self._out(), flush=True)
