@@ -204,7 +204,11 @@ def _topological_order(roots):
         stack.append((tensor, True))
         fn = tensor.grad_fn
         if fn is not None and fn.inputs:
-            for parent in fn.inputs:
+            # pushed last-first, so the first input (the data path) is explored first and the
+            # later ones (weights, biases) land right after their op in the reversed order:
+            # backward then reaches each layer's parameters as soon as it leaves the layer,
+            # which lets DistributedDataParallel start reducing them early
+            for parent in reversed(fn.inputs):
                 if parent is not None and parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
     return order

@@ -96,7 +96,7 @@ def wait(request, op):
         if time.monotonic() > deadline:
             _abort(op)
         time.sleep(delay)
-        delay = min(2 * delay or 1e-5, 1e-3)  # stay responsive without spinning a core
+        delay = min(2 * delay or 1e-5, 1e-4)  # sleep, not spin: the other rank needs the core
 
 
 def _abort(op):

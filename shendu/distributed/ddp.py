@@ -91,7 +91,8 @@ class DistributedDataParallel(Module):
         bucket_of = {id(p): b for b in self._buckets for p in b.params}
         self._launched = 0
         self._armed = False
-        self.comm_stats = {"wait_s": 0.0, "steps": 0}  # time blocked on reductions after backward
+        # perf_counter times of the last backward: its last bucket launched, all reduced
+        self.comm_stats = {"ready_at": None, "done_at": None}
         for p in params:
             p.register_post_accumulate_grad_hook(self._make_hook(bucket_of[id(p)]))
 
@@ -154,11 +155,10 @@ class DistributedDataParallel(Module):
                 bucket.work.is_completed()
 
     def _finish(self):
-        start = time.perf_counter()
+        self.comm_stats["ready_at"] = time.perf_counter()
         for bucket in self._buckets:
             bucket.work.wait()
-        self.comm_stats["wait_s"] += time.perf_counter() - start
-        self.comm_stats["steps"] += 1
+        self.comm_stats["done_at"] = time.perf_counter()
         scale = 1.0 / self.world_size
         for bucket in self._buckets:
             offset = 0
