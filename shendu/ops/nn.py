@@ -155,11 +155,7 @@ def dropout(input, p=0.5, training=True, generator=None):
     xp = input._xp
     if p == 1.0:
         return Dropout.apply(input, mask=xp.zeros(input.shape, dtype=input.dtype))
-    if generator is None:
-        generator = backend.default_generator(input.device)
-    elif generator.device != input.device:
-        raise ValueError(f"{op}: generator is on {generator.device} but input is on "
-                         f"{input.device}")
+    generator = backend.generator_for(generator, input.device, op)
     keep = generator.random(input.shape, input.dtype) >= p
     mask = keep.astype(input.dtype)
     mask *= 1.0 / (1.0 - p)
