@@ -123,9 +123,10 @@ def main():
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    if args.device == "cuda":
-        from shendu import backend
-        backend.normalize_device("cuda")  # a clear error without CuPy or a GPU
+    import shendu
+    if args.device == "cuda" and not shendu.cuda_available():
+        sys.exit("benchmarks/distributed.py: --device cuda needs CuPy and an NVIDIA GPU "
+                 "(pip install 'shendu[gpu]')")
     print(f"global batch {args.batch}, {args.steps} timed steps, bucket {args.bucket_mb:g} MB, "
           f"device {args.device}, 1 BLAS thread per rank, {os.cpu_count()} cores")
     print(f"{'model':<10} {'1 rank/s':>9} {'2 ranks/s':>10} {'efficiency':>11} "
