@@ -75,6 +75,9 @@ class DataLoader:
         collate_fn: turns a list of samples into a batch. Default: ``default_collate``.
         generator: the shendu.Generator used for shuffling (default: the CPU default generator,
             which ``shendu.manual_seed`` seeds); the same seed gives the same order.
+        sampler: an iterable of dataset indices with ``__len__`` (e.g.
+            ``shendu.distributed.DistributedSampler``) that decides the order instead;
+            excludes ``shuffle``, as in torch. Default: None.
 
     When ``collate_fn`` is None and the dataset defines ``get_batch(indices)`` (TensorDataset,
     the MNIST datasets, Subsets of them), each batch is one fancy-indexing gather with no Python
@@ -86,7 +89,7 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, collate_fn=None,
-                 generator=None):
+                 generator=None, sampler=None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if collate_fn is not None and not callable(collate_fn):
@@ -95,7 +98,11 @@ class DataLoader:
         if generator is not None and not isinstance(generator, backend.Generator):
             raise TypeError(f"DataLoader: generator must be a shendu.Generator, got "
                             f"{type(generator).__name__}")
+        if sampler is not None and shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True are mutually exclusive; the "
+                             "sampler decides the order")
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
@@ -103,10 +110,12 @@ class DataLoader:
         self.generator = generator
 
     def __len__(self):
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self):
+        if self.sampler is not None:
+            return _np.fromiter(self.sampler, dtype=backend.int64)
         n = len(self.dataset)
         if not self.shuffle:
             return _np.arange(n, dtype=backend.int64)
