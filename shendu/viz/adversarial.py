@@ -85,14 +85,20 @@ class PGD:
         normalization: (mean, std) when the batches arrive normalised, (x - mean) / std, as
             ``shendu train`` feeds them: the attack then works in pixel space ([0, 1]) and
             returns normalised images. Default: None (batches are images in [0, 1]).
+        ramp: grow the budget linearly from eps / ramp to eps over the first ``ramp`` calls
+            (training batches), so a small network is not pushed into predicting one class
+            before it has learnt anything (an eps schedule, as in Gowal et al. 2018).
+            Default: 0 (the full eps from the start, as Madry et al.).
         generator: a ``shendu.Generator`` for the random starts.
     """
 
     def __init__(self, eps, alpha=None, steps=7, random_start=True, normalization=None,
-                 generator=None):
-        if eps < 0 or steps < 0:
-            raise ValueError(f"PGD: eps and steps must be >= 0, got eps={eps}, steps={steps}")
+                 ramp=0, generator=None):
+        if eps < 0 or steps < 0 or ramp < 0:
+            raise ValueError(f"PGD: eps, steps and ramp must be >= 0, got eps={eps}, "
+                             f"steps={steps}, ramp={ramp}")
         self.eps, self.steps, self.random_start = eps, steps, random_start
+        self.ramp, self.calls = ramp, 0
         # Madry et al.: 40 steps of 0.01 for eps 0.3; 2.5 eps / steps reaches the ball's edge
         self.alpha = 2.5 * eps / max(steps, 1) if alpha is None else alpha
         self.normalization, self.generator = normalization, generator
@@ -102,12 +108,15 @@ class PGD:
                 f"random_start={self.random_start})")
 
     def __call__(self, model, x, y):
+        self.calls += 1
+        scale = min(1.0, self.calls / self.ramp) if self.ramp else 1.0
+        eps, alpha = self.eps * scale, self.alpha * scale
         if self.normalization is None:
-            return pgd(model, x, y, self.eps, self.alpha, self.steps, self.random_start,
+            return pgd(model, x, y, eps, alpha, self.steps, self.random_start,
                        generator=self.generator)
         mean, std = self.normalization
         pixels = (x.detach() * std + mean).clamp(0.0, 1.0)
-        adv = pgd(Normalized(model, mean, std), pixels, y, self.eps, self.alpha, self.steps,
+        adv = pgd(Normalized(model, mean, std), pixels, y, eps, alpha, self.steps,
                   self.random_start, generator=self.generator)
         return (adv - mean) / std
 
