@@ -81,8 +81,8 @@ def add_viz_parser(sub):
     st.add_argument("--network", default="random", choices=("random", "vgg19"))
     st.add_argument("--weights", default=None, help="vgg19: safetensors file with torchvision's "
                     "vgg19 keys")
-    st.add_argument("--size", type=int, default=96, help="side of the (square) images")
-    st.add_argument("--steps", type=int, default=60, help="L-BFGS iterations or Adam steps")
+    st.add_argument("--size", type=int, default=64, help="side of the (square) images")
+    st.add_argument("--steps", type=int, default=40, help="L-BFGS iterations or Adam steps")
     st.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
     st.add_argument("--style-weight", type=float, default=1e4)
     st.add_argument("--content-weight", type=float, default=1.0)

@@ -9,8 +9,11 @@ from shendu.viz.attribution import (grad_cam, integrated_gradients, occlusion, s
                                     smoothgrad)
 from shendu.viz.inside import (activation_maximization, activation_stats, capture_outputs,
                                feature_grid, feature_maps, kernel_grid, total_variation)
+from shendu.viz.sanity import (randomized_copy, rank_correlation,
+                               saliency_randomization_check)
 
 __all__ = ["kernel_grid", "feature_maps", "feature_grid", "capture_outputs", "activation_stats",
            "activation_maximization", "total_variation", "saliency", "smoothgrad",
            "integrated_gradients", "grad_cam", "occlusion", "fgsm", "pgd", "PGD", "Normalized",
-           "robust_accuracy"]
+           "robust_accuracy", "randomized_copy", "rank_correlation",
+           "saliency_randomization_check"]

@@ -8,6 +8,8 @@ multi-scale filters already carry texture), which needs no download.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 from shendu import nn
 from shendu.autograd import enable_grad, no_grad
 from shendu.tensor import Tensor
@@ -42,7 +44,7 @@ class RandomMultiScale(nn.Module):
         (N, C, H, W) -> (N, filters * len(kernel_sizes), H, W) (the branches concatenated).
     """
 
-    def __init__(self, in_channels=3, kernel_sizes=(3, 5, 7, 11), filters=32, seed=0):
+    def __init__(self, in_channels=3, kernel_sizes=(3, 5, 9), filters=24, seed=0):
         super().__init__()
         from shendu import Generator
         from shendu.nn import init
@@ -136,7 +138,7 @@ def style_transfer(net, content, style, style_layers, content_layers, style_weig
     style_layers = [n for n, _ in resolve_layers(net, style_layers)]
     content_layers = [n for n, _ in resolve_layers(net, content_layers)]
     weights = {"style": style_weight, "content": content_weight, "tv": tv_weight}
-    with eval_mode(net):
+    with eval_mode(net), _frozen(net):
         targets = _targets(net, content, style, style_layers, content_layers)
         image = (content if init is None else init).detach().clone().requires_grad_()
 
@@ -166,6 +168,20 @@ def style_transfer(net, content, style, style_layers, content_layers, style_weig
         with no_grad():
             after = {k: float(v.item()) for k, v in losses().items()}
     return image.detach(), {"before": before, "after": after}
+
+
+@contextmanager
+def _frozen(net):
+    """Parameters stop requiring grad inside the block (no weight gradients are computed
+    or left behind), then get their flags back."""
+    flags = [(p, p.requires_grad) for p in net.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
 
 
 def _targets(net, content, style, style_layers, content_layers):
