@@ -84,7 +84,7 @@ def add_viz_parser(sub):
     st.add_argument("--size", type=int, default=64, help="side of the (square) images")
     st.add_argument("--steps", type=int, default=40, help="L-BFGS iterations or Adam steps")
     st.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
-    st.add_argument("--style-weight", type=float, default=1e4)
+    st.add_argument("--style-weight", type=float, default=1e6)
     st.add_argument("--content-weight", type=float, default=1.0)
     st.add_argument("--tv-weight", type=float, default=1e-2)
     st.add_argument("--seed", type=int, default=0)

@@ -305,5 +305,5 @@ def style(args, log):
     os.makedirs(args.out, exist_ok=True)
     _save_image(result, os.path.join(args.out, "style-result.png"), log)
     side = make_grid([content[0], style_image[0], result[0]], nrow=3, padding=4, pad_value=1.0)
-    _save_image(side, os.path.join(args.out, "style-side-by-side.png"), log)
+    _save_image(_enlarge(side, 3), os.path.join(args.out, "style-side-by-side.png"), log)
     return losses

@@ -56,7 +56,8 @@ def test_viz_style_reports_losses(tmp_path, capsys):
                      f"{IMAGES}/coffee.png", "--out", out, "--size", "16", "--steps", "3"]) == 0
     text = capsys.readouterr().out
     assert "before: style" in text and "after: style" in text
-    assert png(os.path.join(out, "style-side-by-side.png")).shape == (16 + 8, 3 * 16 + 16, 3)
+    side = png(os.path.join(out, "style-side-by-side.png"))
+    assert side.shape == (3 * (16 + 8), 3 * (3 * 16 + 16), 3)  # 3 images, padding 4, x3
 
 
 @pytest.mark.parametrize("argv, message", [

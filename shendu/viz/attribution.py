@@ -7,7 +7,7 @@ shaped like the input (``grad_cam``: like the layer's output summed over channel
 """
 from __future__ import annotations
 
-from shendu import autograd, backend
+from shendu import autograd
 from shendu.autograd import enable_grad, no_grad
 from shendu.tensor import Tensor
 from shendu.viz._common import (check_images, eval_mode, input_gradient, select_target,
@@ -36,7 +36,8 @@ def saliency(model, x, target, abs=True) -> Tensor:
     Example:
         >>> import shendu
         >>> from shendu import nn
-        >>> saliency(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), shendu.randn(2, 1, 2, 2), 0).shape
+        >>> net = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+        >>> saliency(net, shendu.randn(2, 1, 2, 2), target=0).shape
         (2, 1, 2, 2)
     """
     check_images(x, "saliency")

@@ -44,7 +44,7 @@ class RandomMultiScale(nn.Module):
         (N, C, H, W) -> (N, filters * len(kernel_sizes), H, W) (the branches concatenated).
     """
 
-    def __init__(self, in_channels=3, kernel_sizes=(3, 5, 9), filters=24, seed=0):
+    def __init__(self, in_channels=3, kernel_sizes=(1, 3, 5, 9), filters=24, seed=0):
         super().__init__()
         from shendu import Generator
         from shendu.nn import init
@@ -52,11 +52,12 @@ class RandomMultiScale(nn.Module):
         self.names = [f"k{k}" for k in kernel_sizes]
         for name, k in zip(self.names, kernel_sizes):
             conv = nn.Conv2d(in_channels, filters, k, padding=k // 2)
-            # zero-mean filters of unit norm per output channel: the paper's normalisation
+            # Gaussian filters of unit norm per output channel, no bias; they are not made
+            # zero-mean, so the Gram matrices also see the colours (a zero-mean filter is
+            # blind to a flat colour patch)
             init.normal_(conv.weight, 0.0, 1.0, generator=gen)
             with no_grad():
                 w = conv.weight
-                w.sub_(w.mean((1, 2, 3), keepdim=True))
                 w.div_((w * w).sum((1, 2, 3), keepdim=True).sqrt())
                 conv.bias.zero_()
             setattr(self, name, nn.Sequential(conv, nn.ReLU()))
