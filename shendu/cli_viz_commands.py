@@ -294,8 +294,7 @@ def style(args, log):
         style_layers, content_layers = net.names, net.names[:1]
     else:
         net = st.vgg19_features(args.weights)
-        style_layers = ["features." + n for n in st.VGG19_STYLE_LAYERS]
-        content_layers = ["features." + n for n in st.VGG19_CONTENT_LAYERS]
+        style_layers, content_layers = st.VGG19_STYLE_LAYERS, st.VGG19_CONTENT_LAYERS
     result, losses = st.style_transfer(
         net, content, style_image, style_layers, content_layers, style_weight=args.style_weight,
         content_weight=args.content_weight, tv_weight=args.tv_weight, steps=args.steps,

@@ -147,3 +147,21 @@ def test_style_transfer_lowers_the_style_loss(optimizer):
     assert losses["after"]["total"] < losses["before"]["total"]
     assert image.shape == content.shape and hooks_left(net) == 0
     assert all(p.grad is None for p in net.parameters())
+
+
+def test_vgg19_features_name_gatys_layers_and_load_torchvision_keys(tmp_path):
+    from shendu.viz import style
+    net = style.vgg19_features()
+    layers = dict(net.named_modules())
+    for name in style.VGG19_STYLE_LAYERS + style.VGG19_CONTENT_LAYERS:
+        assert type(layers[name]).__name__ == "ReLU", name
+    convs = [n for n, m in layers.items() if type(m).__name__ == "Conv2d"]
+    assert len(convs) == 16  # VGG-19's sixteen 3x3 convolutions
+    # a torchvision-layout file: features.N.* (plus classifier keys, which are ignored)
+    state = {f"features.{k}": v for k, v in net.features.state_dict().items()}
+    state["classifier.0.bias"] = shendu.zeros(3)
+    path = str(tmp_path / "vgg19.safetensors")
+    shendu.save(state, path)
+    loaded = style.vgg19_features(path)
+    assert np.array_equal(loaded.features[0].weight.detach().numpy(),
+                          net.features[0].weight.detach().numpy())

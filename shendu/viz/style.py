@@ -74,12 +74,15 @@ def vgg19_features(weights=None):
     Its layers are named ``features.N`` as in torchvision (see ``VGG19_STYLE_LAYERS``).
     """
     from shendu import serialization
-    from shendu.models import get_model
-    vgg = get_model("vgg19")
+    from shendu.models.vgg import cfgs, make_layers
+    features = make_layers(cfgs["E"])  # the conv stack alone: no 120M-parameter classifier
     if weights is not None:
         state = serialization.load(weights)
-        vgg.load_state_dict(state.get("model", state) if isinstance(state, dict) else state)
-    return _ImageNetInput(vgg.features)
+        state = state.get("model", state)
+        prefix = "features."
+        features.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                                  if k.startswith(prefix)})
+    return _ImageNetInput(features)
 
 
 class _ImageNetInput(nn.Module):
