@@ -50,6 +50,7 @@ class TrainConfig:
     model_config: str | None = None  # KEY=VALUE[,KEY=VALUE...] overrides of the model's config
     lr_schedule: str = "none"  # per-batch 'cosine' decay to 0, or 'onecycle' (warm-up + decay)
     augment: str = "none"  # none, shift, flip, shift+flip; bare --augment: auto (see augmentation)
+    doctor: str = "none"  # bare --doctor: diagnose the run; 'repair': also treat it (cli_doctor)
 
 
 def _flag(name):
@@ -70,6 +71,10 @@ def add_train_arguments(parser):
         if f.name == "augment":  # a bare --augment picks what suits the dataset
             parser.add_argument(_flag(f.name), nargs="?", const="auto", default=default,
                                 choices=AUGMENTATIONS, help=f"default: {default}; bare: auto")
+            continue
+        if f.name == "doctor":  # a bare --doctor diagnoses; --doctor repair also treats
+            parser.add_argument(_flag(f.name), nargs="?", const="on", default=default,
+                                choices=("none", "on", "repair"), help="bare: on")
             continue
         kind = {"int": int, "float": float}.get(f.type.split(" |")[0], str)
         parser.add_argument(_flag(f.name), type=kind, default=default,
@@ -275,12 +280,16 @@ def train(config: TrainConfig, log=print) -> dict:
                  ModelCheckpoint(os.path.join(out, "last.st"))]
     if schedule is not None:
         callbacks.append(LRScheduler(schedule, per="batch"))
+    from shendu.cli_doctor import finish_doctor, make_doctor
+    doctor = make_doctor(config, log)
+    callbacks += [doctor] if doctor is not None else []
     trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
                       device=config.device)
     history = trainer.fit(train_loader, _loader(val_set, 1000), epochs=config.epochs,
                           resume_from=config.resume)
     test = trainer.evaluate(_loader(test_set, 1000))
     plot_curves(history, os.path.join(out, "curves.png"), log)
+    finish_doctor(doctor, out, log)
     log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
         f"{len(test_set):,} test images, after {len(history.epoch)} "
         f"epoch{'s' if len(history.epoch) != 1 else ''}")
@@ -329,6 +338,8 @@ def build_parser():
     ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     from shendu.cli_lm import add_lm_parser
     add_lm_parser(sub)
+    from shendu.cli_doctor import add_doctor_parser
+    add_doctor_parser(sub)
     return parser
 
 
@@ -351,6 +362,9 @@ def main(argv=None) -> int:
         elif args.command == "lm":
             from shendu.cli_lm import run_lm
             run_lm(args, log)
+        elif args.command == "doctor":
+            from shendu.cli_doctor import run_doctor
+            run_doctor(args, log)
     except (FileNotFoundError, ValueError) as err:
         print(f"shendu {args.command}: {err}", file=sys.stderr)
         return 2
