@@ -280,9 +280,8 @@ def train(config: TrainConfig, log=print) -> dict:
                  ModelCheckpoint(os.path.join(out, "last.st"))]
     if schedule is not None:
         callbacks.append(LRScheduler(schedule, per="batch"))
-    from shendu.cli_doctor import finish_doctor, make_doctor
-    doctor = make_doctor(config, log)
-    callbacks += [doctor] if doctor is not None else []
+    from shendu.cli_doctor import add_doctor, finish_doctor
+    callbacks, doctor = add_doctor(config, callbacks, log)
     trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
                       device=config.device)
     history = trainer.fit(train_loader, _loader(val_set, 1000), epochs=config.epochs,

@@ -24,15 +24,19 @@ def add_doctor_parser(sub):
     return parser
 
 
-def make_doctor(config, log):
-    """The Doctor ``--doctor`` asks for, or None."""
+def add_doctor(config, callbacks, log):
+    """(callbacks with the Doctor ``--doctor`` asks for, the Doctor or None). A repairing
+    doctor replaces TerminateOnNaN: it treats a non-finite loss instead of stopping."""
+    from shendu.train import Doctor, TerminateOnNaN
     if config.doctor not in DOCTOR_MODES:
         raise ValueError(f"--doctor: expected one of {DOCTOR_MODES} (bare --doctor: on), got "
                          f"{config.doctor!r}")
     if config.doctor == "none":
-        return None
-    from shendu.train import Doctor
-    return Doctor(repair=config.doctor == "repair", log=log)
+        return callbacks, None
+    doctor = Doctor(repair=config.doctor == "repair", log=log)
+    if doctor.repair:
+        callbacks = [cb for cb in callbacks if not isinstance(cb, TerminateOnNaN)]
+    return callbacks + [doctor], doctor
 
 
 def finish_doctor(doctor, out, log):
@@ -108,8 +112,9 @@ def plot_report(report, path, log):
         if f["first_step"] is not None:
             ax_loss.axvline(f["first_step"], color=f"C{3 + i % 6}", ls="--", lw=1,
                             label=f"{f['code']} (step {f['first_step']})")
-    for r in diagnosis.get("repairs", []):
-        ax_loss.axvline(r["step"], color="green", lw=1.5, label=f"repair: {r['remedy']}")
+    for i, r in enumerate(diagnosis.get("repairs", [])):
+        ax_loss.axvline(r["step"], color=f"C{2 + 7 * (i % 2)}", lw=1.5,
+                        label=f"{r['code']} -> {r['remedy']} (step {r['step']})")
     ax_loss.set(xlabel="step", ylabel="loss", title="loss, faults marked")
     ax_loss.legend(fontsize=7)
     for name in rec["layers"]:
@@ -122,6 +127,8 @@ def plot_report(report, path, log):
     values = [rec["activations"][n]["fraction"][-1] for n in names]
     colors = ["C3" if rec["activations"][n]["kind"] == "relu" else "C4" for n in names]
     ax_act.bar(range(len(names)), values, color=colors)
+    for i, v in enumerate(values):  # a 0% bar is invisible without its number
+        ax_act.text(i, v + 0.02, f"{v:.0%}", ha="center", fontsize=7)
     ax_act.set_xticks(range(len(names)), names, rotation=45 if len(names) > 6 else 0,
                       fontsize=7)
     thresholds = report.get("thresholds", {})

@@ -123,13 +123,17 @@ class Diagnosis:
             for i, r in enumerate(f.remedies):
                 lines.append(f"  {'remedy' if i == 0 else '    or'}: {r}")
         for r in self.repairs:
+            before = r["before"] if r["before"] is not None and math.isfinite(r["before"]) \
+                else "n/a (first epoch)"
             lines.append(f"repair at epoch {r['epoch']} (step {r['step']}): {r['change']} "
-                         f"[{r['code']}]; {r['metric']} {_fmt(r['before'])} -> "
-                         f"{_fmt(r.get('after'))}")
+                         f"({r['concept']}) for {r['code']}; {r['metric']} {_fmt(before)} -> "
+                         f"{_fmt(r.get('after'))} at the end")
         return "\n".join(lines)
 
 
 def _fmt(value):
+    if value is None:
+        return "n/a"
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.3g}"
     return str(value)
@@ -271,9 +275,12 @@ def gradient_findings(rec, t):
     if exploding:
         flags = [u > t["update_ratio"] for u in rec["update_ratio"][worst]]
         i = _first_index(flags[1:])
-        i = None if i is None else i + 1
+        firsts = [] if i is None else [steps[i + 1]]
+        j = _first_index([v > t["loss_over_chance"] * chance for v in rec["loss"]])
+        firsts += [] if j is None or not math.isfinite(peak) or peak <= t["loss_over_chance"] \
+            else [rec["loss_offset"] + j]
         found.append(Finding(
-            "exploding_gradients", worst, steps[i] if i is not None else None, exploding,
+            "exploding_gradients", worst, min(firsts) if firsts else None, exploding,
             [Remedy("reinit", "N3.2.4", "kaiming_uniform_ / xavier_uniform_ init matching the "
                     "activation, if the init is off (e.g. a wide Gaussian)"),
              Remedy("lower_lr", "N3.2.3", "lower the learning rate x10"),
@@ -379,9 +386,13 @@ def diagnose_record(rec, thresholds=None):
     t = {**THRESHOLDS, **(thresholds or {})}
     found = nonfinite_finding(rec)
     losses = [v for v in rec["loss"] if math.isfinite(v)]
-    finite_rec = {**rec, "loss": losses}
+    # the finite prefix keeps step numbers right; a run goes non-finite and stays so
+    cut = next((i for i, v in enumerate(rec["loss"]) if not math.isfinite(v)), len(rec["loss"]))
+    losses = rec["loss"][:cut] if cut >= 20 or cut == len(rec["loss"]) else losses
+    finite_rec = {**rec, "loss": losses, "loss_offset": rec.get("loss_offset", 0)}
     found += gradient_findings(finite_rec, t)
     found += activation_findings(rec, t)
     found += loss_findings(finite_rec, t, {f.code for f in found})
-    found += fitting_findings(rec["epochs"], rec.get("num_classes"), t)
+    if all(math.isfinite(v) for v in rec["epochs"].get("loss", [])):  # a broken run is not
+        found += fitting_findings(rec["epochs"], rec.get("num_classes"), t)  # judged on fit
     return Diagnosis(sorted(found, key=lambda f: CODES.index(f.code)))

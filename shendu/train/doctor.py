@@ -188,12 +188,13 @@ class Doctor(Callback):
         self._sampling = self._step % self.sample_every == 0
 
     def on_before_optimizer_step(self, batch, logs=None):
-        if self.clip_norm is not None:
+        if self._sampling:
+            self._measure_gradients()
+        if self.clip_norm is not None:  # the clipping remedy, after measuring the raw gradients
             from shendu.nn.utils import clip_grad_norm_
-            grads_norm = clip_grad_norm_(list(self.model.parameters()), self.clip_norm)
-            del grads_norm
-        if not self._sampling:
-            return
+            clip_grad_norm_(list(self.model.parameters()), self.clip_norm)
+
+    def _measure_gradients(self):
         rec = self.record
         rec["grad_steps"].append(self._step)
         self._before = []

@@ -199,7 +199,8 @@ class Treatment:
                           "fraction": [e["fraction"][i] for i in idx]}
         nonfinite = rec["nonfinite"] if rec["nonfinite"] and rec["nonfinite"]["step"] >= s \
             else None
-        return {**rec, "loss": rec["loss"][s:], "grad_steps": [rec["grad_steps"][i] for i in keep],
+        return {**rec, "loss": rec["loss"][s:], "loss_offset": s,
+                "grad_steps": [rec["grad_steps"][i] for i in keep],
                 "grad_norm": {k: [v[i] for i in keep] for k, v in rec["grad_norm"].items()},
                 "update_ratio": {k: [v[i] for i in keep] for k, v in rec["update_ratio"].items()},
                 "activations": acts, "nonfinite": nonfinite,
@@ -246,7 +247,8 @@ class Treatment:
 
     def _log(self, epoch, finding, remedy, change, logs, mid_epoch):
         rec = self.doctor.record
-        metric = "val_accuracy" if "val_accuracy" in logs else "val_loss"
+        metric = "val_loss" if "val_loss" in logs and "val_accuracy" not in logs \
+            else "val_accuracy"  # before the first epoch ends there is no value yet (nan)
         step = self.doctor._step + (1 if mid_epoch else 0)
         entry = {"epoch": epoch, "step": step, "code": finding.code, "where": finding.where,
                  "remedy": remedy.name, "concept": remedy.concept, "change": change,
