@@ -297,3 +297,12 @@ def test_cli_doctor_without_report_is_one_line_error(tmp_path, capsys):
     assert cli.main(["doctor", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "doctor.json does not exist" in err and "\n" not in err
+
+
+def test_closure_optimizer_without_before_step_event_still_records_the_loss():
+    shendu.manual_seed(0)
+    model = mlp([16, 4])
+    doctor, _ = fit(model, optim.Newton(model.parameters(), damping=1.0), epochs=1,
+                    data=blobs(40), val=False)
+    assert len(doctor.record["loss"]) == 2 and doctor.record["grad_steps"] == []
+    assert "nonfinite" not in doctor.diagnosis().codes

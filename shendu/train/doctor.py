@@ -178,6 +178,7 @@ class Doctor(Callback):
                        "grad_steps": [], "grad_norm": {}, "update_ratio": {},
                        "activations": {}, "nonfinite": None, "repairs": []}
         self._step, self._sampling, self._training_step, self._sampled_batches = 0, False, False, 0
+        self._before, self._epoch = None, 0
         self.attach(self.model)
         if self.repair:
             from shendu.train.repair import Treatment
@@ -240,6 +241,8 @@ class Doctor(Callback):
 
     # --- measurements ---------------------------------------------------------------------------
     def _measure_updates(self):
+        if self._before is None:  # a closure optimizer (Newton) has no before-step event
+            return
         rec = self.record
         for (name, _, weights), before in zip(self._weight_layers, self._before):
             num = _sum_squares([w.data - b for w, b in zip(weights, before)])
