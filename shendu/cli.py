@@ -54,6 +54,7 @@ class TrainConfig:
     adversarial_eps: float = 0.0  # > 0: PGD adversarial training (Madry) at this L-inf budget
     adversarial_steps: int = 7  # PGD steps per training batch (step 2.5 * eps / steps)
     adversarial_ramp: int = 0  # batches over which the PGD budget grows linearly to its eps
+    doctor: str = "none"  # bare --doctor: diagnose the run; 'repair': also treat it (cli_doctor)
 
 
 def _flag(name):
@@ -74,6 +75,10 @@ def add_train_arguments(parser):
         if f.name == "augment":  # a bare --augment picks what suits the dataset
             parser.add_argument(_flag(f.name), nargs="?", const="auto", default=default,
                                 choices=AUGMENTATIONS, help=f"default: {default}; bare: auto")
+            continue
+        if f.name == "doctor":  # a bare --doctor diagnoses; --doctor repair also treats
+            parser.add_argument(_flag(f.name), nargs="?", const="on", default=default,
+                                choices=("none", "on", "repair"), help="bare: on")
             continue
         kind = {"int": int, "float": float}.get(f.type.split(" |")[0], str)
         parser.add_argument(_flag(f.name), type=kind, default=default,
@@ -288,6 +293,8 @@ def train(config: TrainConfig, log=print) -> dict:
                  ModelCheckpoint(os.path.join(out, "last.st"))]
     if schedule is not None:
         callbacks.append(LRScheduler(schedule, per="batch"))
+    from shendu.cli_doctor import add_doctor, finish_doctor
+    callbacks, doctor = add_doctor(config, callbacks, log)
     trainer = Trainer(run.wrap(model), optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
                       device=config.device, adversarial=attack)
     history = trainer.fit(train_loader, _loader(val_set, 1000), epochs=config.epochs,
@@ -295,6 +302,7 @@ def train(config: TrainConfig, log=print) -> dict:
     test = trainer.evaluate(_loader(test_set, 1000))
     if run.is_main:
         plot_curves(history, os.path.join(out, "curves.png"), log)
+        finish_doctor(doctor, out, log)
     log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
         f"{len(test_set):,} test images, after {len(history.epoch)} "
         f"epoch{'s' if len(history.epoch) != 1 else ''}")
@@ -354,6 +362,8 @@ def build_parser():
     add_lm_parser(sub)
     from shendu.cli_viz import add_viz_parser
     add_viz_parser(sub)
+    from shendu.cli_doctor import add_doctor_parser
+    add_doctor_parser(sub)
     return parser
 
 
@@ -382,6 +392,9 @@ def main(argv=None) -> int:
         elif args.command == "viz":
             from shendu.cli_viz import run_viz
             run_viz(args, log)
+        elif args.command == "doctor":
+            from shendu.cli_doctor import run_doctor
+            run_doctor(args, log)
     except (FileNotFoundError, ValueError) as err:
         print(f"shendu {args.command}: {err}", file=sys.stderr)
         return 2
