@@ -329,6 +329,8 @@ def build_parser():
     ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     from shendu.cli_lm import add_lm_parser
     add_lm_parser(sub)
+    from shendu.cli_vision import add_vision_parsers
+    add_vision_parsers(sub)
     return parser
 
 
@@ -351,6 +353,9 @@ def main(argv=None) -> int:
         elif args.command == "lm":
             from shendu.cli_lm import run_lm
             run_lm(args, log)
+        elif args.command in ("detect", "segment"):
+            from shendu.cli_vision import run_vision
+            run_vision(args, log)
     except (FileNotFoundError, ValueError) as err:
         print(f"shendu {args.command}: {err}", file=sys.stderr)
         return 2

@@ -73,7 +73,7 @@ class MNISTScenes(Dataset):
     """
 
     def __init__(self, source="mnist", train=True, num_scenes=1000, seed=0, canvas=64,
-                 min_size=14, max_size=30, min_objects=1, max_objects=5, max_iou=0.1,
+                 min_size=14, max_size=30, min_objects=1, max_objects=5, max_iou=0.0,
                  ink_threshold=0.3, root=None):
         from shendu.data.mnist import MNIST, FashionMNIST
         if source not in ("mnist", "fashion-mnist"):

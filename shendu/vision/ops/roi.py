@@ -170,13 +170,13 @@ def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> T
     cols_c = xp.minimum(cols, width - 1)[:, None, :, None, :]
     cell = (rows_c * width + cols_c).reshape(rois.shape[0], out_h, out_w, span_h * span_w)
     inside = inside.reshape(cell.shape)
-    # (K, C, oh, ow, window) values of every window cell; outside cells never win
-    flat = input.data.reshape(n, channels, height * width)
-    values = flat[batch[:, None, None, None, None], xp.arange(channels)[None, :, None, None, None],
-                  cell[:, None]]
-    values = xp.where(inside[:, None], values, -xp.inf)
-    best = xp.argmax(values, axis=-1)  # first maximum: smallest row, then smallest column
-    best_cell = xp.take_along_axis(cell[:, None], best[..., None], axis=-1)[..., 0]
+    # (K, oh, ow, window, C) values of every window cell, gathered as channel rows
+    rows_of = input.data.transpose(0, 2, 3, 1).reshape(n, height * width, channels)
+    values = rows_of[batch[:, None, None, None], cell]
+    values = xp.where(inside[..., None], values, -xp.inf)
+    best = xp.argmax(values, axis=3)  # first maximum: smallest row, then smallest column
+    best_cell = xp.take_along_axis(cell[..., None], best[:, :, :, None, :], axis=3)[:, :, :, 0]
+    best_cell = best_cell.transpose(0, 3, 1, 2)  # (K, C, oh, ow)
     nonempty = inside.any(axis=-1)[:, None]  # (K, 1, oh, ow)
     index = ((batch[:, None, None, None] * channels
               + xp.arange(channels)[None, :, None, None]) * (height * width) + best_cell)
