@@ -4,6 +4,7 @@ segmentation models on the MNIST scenes (Concept: N6.1).
     shendu detect train --model fast_rcnn|rcnn|faster_rcnn|mask_rcnn [--epochs N] [--out DIR]
     shendu detect eval --checkpoint DIR/best.st [--test-scenes N]
     shendu detect predict --checkpoint DIR/best.st [--num 8] [--output predictions.png]
+    shendu detect scenes --output scenes.png   (the generated ground truth, drawn)
     shendu segment train --upsampling learned|bilinear ...; segment eval / predict likewise
 
 Training scenes are drawn from the source's training split; validation scenes (best.st is
@@ -49,6 +50,11 @@ def _add_task(sub, task):
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--time-limit", type=float, default=None, help="seconds of training")
     tr.add_argument("--out", default=None, help="run folder (default runs/<model>-<time>)")
+    show = cmds.add_parser("scenes", help="draw generated scenes with their ground truth (PNG)")
+    _common(show, task)
+    show.add_argument("--num", type=int, default=8)
+    show.add_argument("--split", default="train", choices=("train", "val", "test"))
+    show.add_argument("--output", required=True, help="PNG path")
     for name in ("eval", "predict"):
         c = cmds.add_parser(name, help="test-scene scores of a checkpoint" if name == "eval"
                             else "draw a checkpoint's predictions on test scenes (PNG)")
@@ -232,7 +238,29 @@ def predict(args, task, log=print):
     return output
 
 
+def show_scenes(args, task, log=print):
+    """Ground truth of generated scenes: boxes and labels (detect) or class masks (segment)."""
+    from shendu.tensor import Tensor
+    from shendu.vision.drawing import annotate, save_annotated_grid
+    if args.num < 1:
+        raise ValueError(f"--num must be >= 1, got {args.num}")
+    config = dict(vars(args), task=task)
+    dataset = scenes(config, args.split, args.num)
+    names = [c.split(" - ")[0] for c in dataset.classes]
+    tiles = []
+    for i in range(len(dataset)):
+        t = dataset.target(i)
+        labels = [names[int(c)] for c in t["labels"].data]
+        image = Tensor._wrap(dataset.images[i])
+        tiles.append(annotate(image, t["boxes"], labels) if task == "detect"
+                     else annotate(image, masks=t["masks"]))
+    save_annotated_grid(args.output, tiles)
+    log(f"wrote {args.output} ({len(tiles)} {args.split} scenes)")
+    return args.output
+
+
 def run_vision(args, log=print):
-    """Run ``shendu detect|segment train|eval|predict``."""
-    action = {"train": train, "eval": evaluate, "predict": predict}[args.vision_command]
+    """Run ``shendu detect|segment train|eval|predict|scenes``."""
+    action = {"train": train, "eval": evaluate, "predict": predict,
+              "scenes": show_scenes}[args.vision_command]
     return action(args, args.command, log)
