@@ -60,7 +60,8 @@ def compute_proposals(dataset, batch_size=256):
 
 def fit(model, train_set, loss_fn, epochs=5, batch_size=8, lr=1e-3, seed=0, time_limit=None,
         log=print, progress=True, on_epoch_end=None):
-    """Adam with a one-cycle learning rate over ``epochs`` shuffled passes; ``loss_fn(model, images, targets, indices)``
+    """Adam with a one-cycle learning rate over ``epochs`` shuffled passes;
+    ``loss_fn(model, images, targets, indices)``
     returns a dict of losses (summed for the step). Stops early after ``time_limit`` seconds.
 
     Returns {'epochs', 'steps', 'wall', 'cpu', 'images', 'history': [mean losses per epoch]}.

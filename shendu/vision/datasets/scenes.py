@@ -115,7 +115,8 @@ class MNISTScenes(Dataset):
             crop = _ink_crop(pixels[pick].astype(np.float32) / 255, ink)
             longer = int(rng.integers(min_size, max_size + 1))
             scale = longer / max(crop.shape)
-            h, w = max(int(round(crop.shape[0] * scale)), 2), max(int(round(crop.shape[1] * scale)), 2)
+            h = max(int(round(crop.shape[0] * scale)), 2)
+            w = max(int(round(crop.shape[1] * scale)), 2)
             obj = _resize_matrix(crop.shape[0], h) @ crop @ _resize_matrix(crop.shape[1], w).T
             top, left = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
             mask = obj > ink
