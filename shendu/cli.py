@@ -364,6 +364,8 @@ def build_parser():
     add_viz_parser(sub)
     from shendu.cli_doctor import add_doctor_parser
     add_doctor_parser(sub)
+    from shendu.cli_vision import add_vision_parsers
+    add_vision_parsers(sub)
     return parser
 
 
@@ -395,6 +397,9 @@ def main(argv=None) -> int:
         elif args.command == "doctor":
             from shendu.cli_doctor import run_doctor
             run_doctor(args, log)
+        elif args.command in ("detect", "segment"):
+            from shendu.cli_vision import run_vision
+            run_vision(args, log)
     except (FileNotFoundError, ValueError) as err:
         print(f"shendu {args.command}: {err}", file=sys.stderr)
         return 2

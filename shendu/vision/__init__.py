@@ -1,7 +1,10 @@
-"""shendu.vision: the counterpart of torchvision (``import shendu.vision as torchvision``).
+"""shendu.vision: the counterpart of torchvision (``import shendu.vision as torchvision``), laid
+out as torchvision is (Concept: N6.1).
 
-Sub-modules are imported on demand: ``shendu.vision.utils`` (make_grid, save_image) and the
-others as they are added.
+Sub-packages are imported on demand: ``shendu.vision.utils`` (make_grid, save_image),
+``shendu.vision.ops`` (boxes, NMS, RoI pooling), ``shendu.vision.metrics`` (COCO mAP, mIoU),
+``shendu.vision.datasets`` (the MNIST scenes), ``shendu.vision.detection`` and
+``shendu.vision.segmentation`` (models).
 """
 import importlib
 
