@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 
 from shendu import autograd, backend
+from shendu import devices as _devices
 
 
 _ndarray_cpu = backend.ndarray_cpu
@@ -29,10 +30,11 @@ class Tensor:
                  "_hooks", "__weakref__")
     __array_priority__ = 1000  # make numpy defer to Tensor in `ndarray + Tensor`
 
-    def __init__(self, data, dtype=None, device=None, requires_grad=False):
-        from shendu.creation import _to_array
+    def __init__(self, *args, device=None):
+        """``Tensor(data)`` or ``Tensor(*sizes)``: always float32, as torch.Tensor (see legacy)."""
+        from shendu.legacy import legacy_array
 
-        self._init(_to_array(data, dtype, device), requires_grad)
+        self._init(legacy_array(args, backend.default_float, device, "Tensor"), False)
 
     def _init(self, data, requires_grad):
         self._data = data
@@ -82,8 +84,9 @@ class Tensor:
         return self._data.dtype
 
     @property
-    def device(self) -> str:
-        return backend.device_of(self._data)
+    def device(self):
+        """A ``shendu.device`` ("cpu" or "cuda"), which is also a plain string."""
+        return _devices.of(backend.device_of(self._data))
 
     @property
     def ndim(self) -> int:
