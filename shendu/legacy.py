@@ -1,8 +1,8 @@
 """torch's legacy constructors: ``Tensor(data)``, ``Tensor(*sizes)`` and the typed classes
 ``FloatTensor``, ``DoubleTensor``, ``LongTensor``, ``IntTensor``, ``BoolTensor``, ``ByteTensor``.
 
-``Tensor(...)`` always gives the default float dtype (float32), whatever the data's dtype, as
-``torch.Tensor`` does; ``shendu.tensor(...)`` is the function that infers the dtype. With int
+``Tensor(data)`` gives the default float dtype (float32) whatever the data's dtype, as
+``torch.Tensor`` does (a Tensor argument is aliased, keeping its dtype); ``shendu.tensor(...)`` is the function that infers the dtype. With int
 arguments the result has that shape and uninitialised values (torch's ``torch.Tensor(2, 3)``).
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ def legacy_array(args, dtype, device, who):
                         f"arguments of types {[type(a).__name__ for a in args]}")
     data = args[0]
     if isinstance(data, Tensor):
-        if data.dtype != dtype:
+        if data.dtype != dtype and who != "Tensor":  # Tensor(t) aliases t whatever its dtype
             raise TypeError(f"{who}: expected a Tensor of dtype {dtype} (the legacy constructor "
                             f"never converts a Tensor), got {data.dtype}; use .to({dtype})")
         return backend.to_device(data.data, backend.normalize_device(device)) \

@@ -132,6 +132,8 @@ class WorkerPool:
                         ready[task_id] = batch
                 yield ready.pop(done)
                 done += 1
+        except GeneratorExit:  # the epoch was abandoned; persistent workers stay up
+            raise
         except BaseException:
             self.shutdown()
             raise
