@@ -206,14 +206,16 @@ class DataLoader:
 
     def __iter__(self):
         tasks = self._index_batches()
+        # torch draws the workers' base seed on every iteration, workers or not, so a seeded
+        # script consumes the same random numbers whatever num_workers is
+        generator = self.generator or backend.default_generator("cpu")
+        base_seed = int(backend.to_numpy(generator.integers(0, 2 ** 62, ())))
         if self.num_workers == 0:
             fetch = self._fetcher()
             return (fetch(indices) for indices in tasks)
         from shendu.data.workers import WorkerPool
 
         if self._pool is None or not self._pool.alive():
-            generator = self.generator or backend.default_generator("cpu")
-            base_seed = int(backend.to_numpy(generator.integers(0, 2 ** 62, ())))
             self._pool = WorkerPool(self, base_seed)
         pool = self._pool
         if not self.persistent_workers:
