@@ -1,6 +1,6 @@
 """Word-level language modelling with an RNN or a Transformer, in the shape of pytorch/examples'
 word_language_model/main.py. The best model is saved whole with ``torch.save(model, f)`` and
-reloaded with ``torch.load`` for the final test.
+reloaded with ``torch.load`` (allowing this file's model classes) for the final test.
 
     python examples/word_language_model/main.py --model LSTM --epochs 6
     python examples/word_language_model/main.py --model Transformer --dry-run
@@ -18,6 +18,7 @@ import shendu.nn as nn  # noqa: E402
 
 import data  # noqa: E402
 import model  # noqa: E402
+from model import PositionalEncoding, RNNModel, TransformerModel  # noqa: E402
 
 parser = argparse.ArgumentParser(description='PyTorch Wikitext-2 RNN/LSTM/GRU/Transformer '
                                              'Language Model')
@@ -212,8 +213,10 @@ except KeyboardInterrupt:
     print('Exiting from training early')
 
 # Load the best saved model.
-with open(args.save, 'rb') as f:
-    model = torch.load(f, weights_only=False)
+# The file re-creates only classes we allow (no pickle: nothing else can run on loading).
+with open(args.save, 'rb') as f, \
+        torch.serialization.safe_globals([RNNModel, TransformerModel, PositionalEncoding]):
+    model = torch.load(f)
     # after load the rnn params are not a continuous chunk of memory
     # this makes them a continuous chunk, and will speed up forward pass
     # Currently, only rnn model supports flatten_parameters function.
