@@ -34,8 +34,8 @@ def legacy_array(args, dtype, device, who):
         if data.dtype != dtype and who != "Tensor":  # Tensor(t) aliases t whatever its dtype
             raise TypeError(f"{who}: expected a Tensor of dtype {dtype} (the legacy constructor "
                             f"never converts a Tensor), got {data.dtype}; use .to({dtype})")
-        return backend.to_device(data.data, backend.normalize_device(device)) \
-            if device is not None else data.data  # shares memory, as torch
+        return backend.to_device(data._data, backend.normalize_device(device)) \
+            if device is not None else data._data  # shares memory, as torch
     if isinstance(data, (str, bytes)):
         raise TypeError(f"{who}: expected data (a list, array or Tensor) or int sizes, got "
                         f"{type(data).__name__}")

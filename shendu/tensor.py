@@ -9,11 +9,12 @@ from __future__ import annotations
 import operator
 
 from shendu import autograd, backend
-from shendu import devices as _devices
 
 
 _ndarray_cpu = backend.ndarray_cpu
 _new = object.__new__
+
+from shendu import devices as _devices  # noqa: E402 - Tensor.device's type
 
 
 class Tensor:

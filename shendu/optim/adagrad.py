@@ -59,7 +59,7 @@ class Adagrad(Optimizer):
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
-                self._init_state(p.data, group, self.state[p])
+                self._init_state(p._data, group, self.state[p])
 
     @staticmethod
     def _init_state(param, group, state):
@@ -74,7 +74,7 @@ class Adagrad(Optimizer):
         state["step"] += 1
         grad = _decayed(param, grad, group)
         clr = float(group["lr"]) / (1 + (state["step"] - 1) * float(group["lr_decay"]))
-        state_sum = state["sum"].data
+        state_sum = state["sum"]._data
         state_sum += grad * grad
         std = xp.sqrt(state_sum)
         std += float(group["eps"])
@@ -124,7 +124,7 @@ class Adadelta(Optimizer):
             state["acc_delta"] = Tensor._wrap(xp.zeros_like(param))
         state["step"] += 1
         grad = _decayed(param, grad, group)
-        square_avg, acc_delta = state["square_avg"].data, state["acc_delta"].data
+        square_avg, acc_delta = state["square_avg"]._data, state["acc_delta"]._data
         square_avg *= rho
         square_avg += (1 - rho) * grad * grad
         std = xp.sqrt(square_avg + eps)

@@ -38,9 +38,9 @@ def _moments(param, grad, state, beta1, beta2, second="exp_avg_sq"):
     if "exp_avg" not in state:
         state["exp_avg"] = Tensor._wrap(xp.zeros_like(param))
         state[second] = Tensor._wrap(xp.zeros_like(param))
-    exp_avg = state["exp_avg"].data
+    exp_avg = state["exp_avg"]._data
     lerp_(exp_avg, grad, 1 - beta1, xp.empty_like(param))
-    return exp_avg, state[second].data
+    return exp_avg, state[second]._data
 
 
 class Adamax(Optimizer):

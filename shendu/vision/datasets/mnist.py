@@ -63,8 +63,8 @@ class MNIST(Dataset):
         files._load(root, train, None, download, allow_subset=False)
         self.data, self.targets, self.source = files.data, files.targets, files.source
         self.classes = list(files.classes)
-        self._pixels = backend.to_numpy(self.data.data)
-        self._labels = backend.to_numpy(self.targets.data)
+        self._pixels = backend.to_numpy(self.data._data)
+        self._labels = backend.to_numpy(self.targets._data)
 
     @property
     def class_to_idx(self):

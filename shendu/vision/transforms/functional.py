@@ -46,7 +46,7 @@ def is_pil_image(img) -> bool:
 def _array(img, who):
     """The xp array of a Tensor image (..., C, H, W), checking its rank."""
     if isinstance(img, Tensor):
-        data = img.data
+        data = img._data
     elif backend.is_array(img):
         data = img
     else:
@@ -103,7 +103,7 @@ def to_pil_image(pic, mode=None):
     uint8, as torchvision does. 1, 3 and 4 channels give modes L, RGB and RGBA."""
     image = _pil()
     if isinstance(pic, Tensor):
-        array = backend.to_numpy(pic.data)
+        array = backend.to_numpy(pic._data)
         if array.ndim == 3:
             array = array.transpose(1, 2, 0)
     elif backend.is_array(pic):
@@ -130,7 +130,7 @@ def normalize(tensor, mean, std, inplace=False) -> Tensor:
                         f"{type(tensor).__name__}")
     out = Normalize(mean, std)(tensor)
     if inplace:
-        tensor.data[...] = out.data
+        tensor._data[...] = out._data
         return tensor
     return out
 
@@ -226,7 +226,7 @@ def crop(img, top: int, left: int, height: int, width: int):
     if top < 0 or left < 0 or top + height > h or left + width > w:
         pad_spec = [max(-left, 0), max(-top, 0), max(left + width - w, 0),
                     max(top + height - h, 0)]
-        data = pad(Tensor._wrap(data), pad_spec).data
+        data = pad(Tensor._wrap(data), pad_spec)._data
         top, left = max(top, 0), max(left, 0)
     return Tensor._wrap(data[..., top:top + height, left:left + width].copy())
 
