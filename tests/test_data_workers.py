@@ -198,3 +198,36 @@ def test_pin_memory_is_accepted_and_says_it_does_nothing():
     with pytest.warns(UserWarning, match="pin_memory=True has no effect"):
         loader = sud.DataLoader(Squares(4), batch_size=2, pin_memory=True)
     assert len(list(loader)) == 2
+
+
+class Stream(sud.IterableDataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+
+class TorchStream(tud.IterableDataset):
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return iter(range(self.n))
+
+
+@pytest.mark.parametrize("kwargs", [dict(batch_size=3), dict(batch_size=3, drop_last=True),
+                                    dict(batch_size=None)])
+def test_iterable_datasets_batch_like_torch(kwargs):
+    ours = [b.tolist() if hasattr(b, "tolist") else b
+            for b in sud.DataLoader(Stream(7) + Stream(2), **kwargs)]
+    theirs = [b.tolist() if hasattr(b, "tolist") else b
+              for b in tud.DataLoader(tud.ChainDataset([TorchStream(7), TorchStream(2)]),
+                                      **kwargs)]
+    assert ours == theirs
+    with pytest.raises(TypeError):
+        len(sud.DataLoader(Stream(3)))
+    with pytest.raises(ValueError, match="expected unspecified shuffle"):
+        sud.DataLoader(Stream(3), shuffle=True)
+    with pytest.raises(ValueError, match="num_workers > 0 is not supported"):
+        sud.DataLoader(Stream(3), num_workers=2)

@@ -8,6 +8,7 @@ import numbers
 import warnings
 
 from shendu import backend
+from shendu.data.dataset import IterableDataset
 from shendu.data.sampler import BatchSampler, RandomSampler, SequentialSampler
 from shendu.tensor import Tensor
 
@@ -156,6 +157,16 @@ class DataLoader:
             raise ValueError("DataLoader: persistent_workers option needs num_workers > 0")
         shuffle = bool(shuffle) if shuffle is not None else False
         drop_last = _check_flag(drop_last, "drop_last")
+        self._iterable = isinstance(dataset, IterableDataset)
+        if self._iterable:
+            if shuffle or sampler is not None or batch_sampler is not None:
+                raise ValueError("DataLoader with IterableDataset: expected unspecified shuffle, "
+                                 "sampler and batch_sampler (the stream sets the order)")
+            if num_workers > 0:
+                raise ValueError("DataLoader with IterableDataset: num_workers > 0 is not "
+                                 "supported (each worker would need its own shard); use "
+                                 "num_workers=0")
+            sampler = _StreamSampler(dataset)
         if sampler is not None and shuffle:
             raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
         if batch_sampler is not None:
@@ -205,6 +216,8 @@ class DataLoader:
         return Fetcher(self.dataset, self.collate_fn, self.batch_sampler is not None, name_index)
 
     def __iter__(self):
+        if self._iterable:
+            return self._iterate_stream()
         tasks = self._index_batches()
         # torch draws the workers' base seed on every iteration, workers or not, so a seeded
         # script consumes the same random numbers whatever num_workers is
@@ -222,6 +235,20 @@ class DataLoader:
             self._pool = None
         return pool.run(tasks, close_after=not self.persistent_workers)
 
+    def _iterate_stream(self):
+        collate = self.collate_fn or (default_collate if self.batch_size else default_convert)
+        if self.batch_size is None:
+            yield from (collate(sample) for sample in self.dataset)
+            return
+        batch = []
+        for sample in self.dataset:
+            batch.append(sample)
+            if len(batch) == self.batch_size:
+                yield collate(batch)
+                batch = []
+        if batch and not self.drop_last:
+            yield collate(batch)
+
     def __del__(self):
         pool = getattr(self, "_pool", None)
         if pool is not None:
@@ -231,6 +258,19 @@ class DataLoader:
         return (f"DataLoader(dataset={type(self.dataset).__name__}(len={len(self.dataset)}), "
                 f"batch_size={self.batch_size}, shuffle={self.shuffle}, "
                 f"drop_last={self.drop_last}, num_workers={self.num_workers})")
+
+
+class _StreamSampler:
+    """Stands in for a sampler over an IterableDataset: only its length (when defined)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)  # a TypeError when the stream has no length, as torch
+
+    def __iter__(self):
+        raise TypeError("an IterableDataset has no indices to sample")
 
 
 class Fetcher:
