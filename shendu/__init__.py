@@ -6,7 +6,8 @@ The public surface follows PyTorch: ``shendu.tensor``, ``shendu.zeros``, ``shend
 (``shendu.data``, ``shendu.train`` and ``shendu.models`` are imported on demand).
 """
 from shendu import autograd
-from shendu.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from shendu.autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
+                             set_grad_enabled)
 from shendu.backend import (Generator, bool_, cuda_available, float16, float32, float64, int32,
                             int64, manual_seed, uint8)
 from shendu.creation import (arange, as_tensor, empty, eye, from_numpy, full, full_like,

@@ -61,6 +61,20 @@ class enable_grad(_GradMode):
         super().__init__(True)
 
 
+class inference_mode(_GradMode):
+    """torch.inference_mode: no graph recording (shendu has no separate inference tensors,
+    so this is ``no_grad``). A context manager, ``@inference_mode()`` or bare
+    ``@inference_mode``; ``inference_mode(False)`` records again."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):  # used as a bare decorator: @shendu.inference_mode
+            return cls(True)(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        super().__init__(not mode)
+
+
 class set_grad_enabled(_GradMode):
     """Turn graph recording on or off; as torch, it acts at once when called as a function.
 
@@ -276,7 +290,7 @@ def _accumulate_leaf(tensor, grad, handed_out):
         # one gradient Tensor may reach two leaves (x + y), a view may alias the caller's
         # gradient, and expand() gives read-only stride-0 views: give each leaf a writable
         # gradient of its own
-        data = grad.data
+        data = grad._data
         if (id(grad) in handed_out or data.base is not None
                 or not getattr(data.flags, "writeable", True) or 0 in data.strides):
             grad = grad.clone()

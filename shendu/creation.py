@@ -13,7 +13,7 @@ def _to_array(data, dtype=None, device=None):
     """Build an xp array from nested lists, scalars, arrays or Tensors (always a copy)."""
     dtype = backend.as_dtype(dtype)
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if device is None:
         device = backend.device_of(data) if backend.is_array(data) else "cpu"
     device = backend.normalize_device(device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 
 from shendu import autograd, backend
+from shendu.tensor_methods import TensorMethods
 
 
 _ndarray_cpu = backend.ndarray_cpu
@@ -17,11 +18,12 @@ _new = object.__new__
 from shendu import devices as _devices  # noqa: E402 - Tensor.device's type
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array that records the ops applied to it for back-propagation.
 
     Attributes:
-        data: the underlying xp array (numpy.ndarray or cupy.ndarray).
+        data: a Tensor sharing this one's storage, outside the graph (as torch's).
+        _data: the underlying xp array (numpy.ndarray or cupy.ndarray).
         grad: accumulated gradient (a Tensor shaped like this one) or None.
         requires_grad: whether ops on this tensor are recorded.
         grad_fn: the Function that produced this tensor (None for leaves).
@@ -64,16 +66,19 @@ class Tensor:
 
     # --- properties -----------------------------------------------------------------------
     @property
-    def data(self):
-        return self._data
+    def data(self) -> Tensor:
+        """This tensor's values as a new Tensor that shares its storage but not its graph
+        (torch's ``.data``): ``p.data.add_(u)`` writes into ``p`` without autograd seeing it."""
+        return Tensor._wrap(self._data)
 
     @data.setter
     def data(self, value):
-        value = value._data if isinstance(value, Tensor) else value
-        if value.shape != self._data.shape:
-            raise ValueError(f"Tensor.data: cannot assign an array of shape {value.shape} to a "
-                             f"tensor of shape {self.shape}")
-        self._data = value
+        # torch lets the new value have another shape, dtype or device; unlike torch, the
+        # version bump makes a backward that still needs the old values raise
+        if not isinstance(value, Tensor):
+            raise TypeError(f"Tensor.data: expected a Tensor to assign, got "
+                            f"{type(value).__name__}; wrap arrays with shendu.as_tensor()")
+        self._data = value._data
         self._version += 1
 
     @property
@@ -147,6 +152,13 @@ class Tensor:
             raise RuntimeError("Tensor.numpy(): can't call numpy() on a tensor that requires "
                                "grad; use tensor.detach().numpy()")
         return backend.to_numpy(self._data)
+
+    def __array__(self, dtype=None, copy=None):
+        """``numpy.asarray(t)``, as torch allows it: only for tensors outside the graph."""
+        array = self.numpy()
+        if dtype is not None and array.dtype != dtype:
+            return array.astype(dtype)
+        return array.copy() if copy else array
 
     def item(self):
         if self.numel() != 1:

@@ -16,11 +16,18 @@ NAMES = ["linear", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
          "adaptive_avg_pool2d", "relu", "relu6", "leaky_relu", "elu", "gelu", "sigmoid", "tanh",
          "softmax", "log_softmax", "dropout", "embedding", "one_hot", "layer_norm",
          "batch_norm", "pad", "cross_entropy", "nll_loss", "mse_loss", "l1_loss",
-         "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits"]
+         "smooth_l1_loss", "binary_cross_entropy", "binary_cross_entropy_with_logits",
+         "conv1d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d", "adaptive_max_pool1d",
+         "adaptive_max_pool2d", "dropout1d", "dropout2d", "group_norm", "instance_norm", "silu",
+         "mish", "softplus", "hardtanh", "selu", "logsigmoid", "prelu", "interpolate",
+         "upsample", "pixel_shuffle", "pixel_unshuffle", "unfold", "fold", "huber_loss",
+         "kl_div", "cosine_similarity", "normalize"]
+# boolean dispatchers (return_indices): their signature is the private function's
+DISPATCHED = {"max_pool2d", "max_pool1d", "adaptive_max_pool1d", "adaptive_max_pool2d"}
 
 
 def _torch_params(name):
-    fn = getattr(TF, "_" + name) if name == "max_pool2d" else getattr(TF, name)  # dispatcher
+    fn = getattr(TF, "_" + name) if name in DISPATCHED else getattr(TF, name)
     try:
         return list(inspect.signature(fn).parameters)
     except (TypeError, ValueError):  # a C builtin: torch documents it in the docstring

@@ -83,7 +83,7 @@ def check_index(index, length, who):
 def as_index_array(indices, length, who):
     """Validated int64 CPU index array (negative indices wrap, as in Python)."""
     if isinstance(indices, Tensor):
-        indices = backend.to_numpy(indices.data)
+        indices = backend.to_numpy(indices._data)
     idx = _np.asarray(indices)
     if idx.size == 0:
         return idx.astype(backend.int64).reshape(0)
@@ -132,7 +132,7 @@ class TensorDataset(Dataset):
         batch = []
         for t in self.tensors:
             rows = backend.to_device(idx, t.device)
-            batch.append(Tensor._wrap(t.data[rows]))
+            batch.append(Tensor._wrap(t._data[rows]))
         return tuple(batch)
 
 
@@ -206,7 +206,7 @@ class ConcatDataset(Dataset):
 def _concat_batches(parts, order):
     first = parts[0]
     if isinstance(first, Tensor):
-        data = backend.namespace(first.device).concatenate([p.data for p in parts])
+        data = backend.namespace(first.device).concatenate([p._data for p in parts])
         return Tensor._wrap(data[backend.to_device(order, first.device)])
     if isinstance(first, (tuple, list)):
         return type(first)(_concat_batches([p[i] for p in parts], order)

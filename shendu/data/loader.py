@@ -26,7 +26,7 @@ def _stack_tensors(samples):
             raise RuntimeError(f"default_collate: samples must have equal shapes to be stacked, "
                                f"got {first.shape} at entry 0 and {s.shape} at entry {i}")
     xp = first._xp
-    return Tensor._wrap(xp.stack([backend.to_device(s.data, first.device) for s in samples]))
+    return Tensor._wrap(xp.stack([backend.to_device(s._data, first.device) for s in samples]))
 
 
 def default_collate(samples):

@@ -228,14 +228,14 @@ class MNIST(Dataset):
 
     def __getitem__(self, index):
         index = check_index(index, len(self), type(self).__name__)
-        image = self._images(self.data.data[index][None])  # (1, 28, 28)
-        return image, int(self.targets.data[index])
+        image = self._images(self.data._data[index][None])  # (1, 28, 28)
+        return image, int(self.targets._data[index])
 
     def get_batch(self, indices):
         """Gather a batch in one indexing call: ((B, 1, 28, 28) float32, (B,) int64)."""
         idx = as_index_array(indices, len(self), f"{type(self).__name__}.get_batch")
-        images = self._images(self.data.data[idx][:, None])  # (B, 1, 28, 28)
-        return images, Tensor._wrap(self.targets.data[idx])
+        images = self._images(self.data._data[idx][:, None])  # (B, 1, 28, 28)
+        return images, Tensor._wrap(self.targets._data[idx])
 
     def __repr__(self):
         kind = "subset" if self.is_subset else "full"

@@ -86,7 +86,7 @@ class CharVocab:
     def decode(self, ids) -> str:
         """The text for a sequence of ids (Tensor, array or list of ints)."""
         if isinstance(ids, Tensor):
-            ids = backend.to_numpy(ids.data)
+            ids = backend.to_numpy(ids._data)
         ids = _np.asarray(ids, dtype=backend.int64).reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= len(self.chars)):
             raise ValueError(f"CharVocab.decode: ids must lie in [0, {len(self.chars)}), got "
@@ -99,7 +99,7 @@ class CharVocab:
 
 def _ids_array(ids, who):
     if isinstance(ids, Tensor):
-        ids = ids.data
+        ids = ids._data
     if not backend.is_array(ids):
         ids = _np.asarray(ids)
     if ids.ndim != 1 or ids.dtype.kind not in "iu":

@@ -80,7 +80,7 @@ class ToTensor:
 
     def __call__(self, x):
         x = _tensor(x, "ToTensor")
-        data = x.data
+        data = x._data
         if self.channels_last:
             if data.ndim < 3:
                 raise ValueError(f"ToTensor(channels_last=True): expected (..., H, W, C), got "
@@ -88,7 +88,7 @@ class ToTensor:
             data = backend.xp_of(data).moveaxis(data, -1, -3)
         if data.dtype == backend.uint8:
             data = data.astype(backend.float32) / 255  # torchvision's x.float().div(255)
-        return x if data is x.data else Tensor._wrap(data)
+        return x if data is x._data else Tensor._wrap(data)
 
     def __repr__(self):
         return f"ToTensor(channels_last={self.channels_last})"
@@ -165,7 +165,7 @@ class RandomCrop:
 
     def __call__(self, x):
         x = _tensor(x, "RandomCrop")
-        batch, shape = _as_batch(x.data, "RandomCrop")
+        batch, shape = _as_batch(x._data, "RandomCrop")
         xp = backend.xp_of(batch)
         left, top, right, bottom = self.padding
         padded = xp.pad(batch, ((0, 0), (0, 0), (top, bottom), (left, right)),
@@ -201,7 +201,7 @@ class RandomHorizontalFlip:
 
     def __call__(self, x):
         x = _tensor(x, "RandomHorizontalFlip")
-        batch, shape = _as_batch(x.data, "RandomHorizontalFlip")
+        batch, shape = _as_batch(x._data, "RandomHorizontalFlip")
         flip = _generator(self.generator).random((batch.shape[0],), backend.float64) < self.p
         flip = backend.to_device(flip, backend.device_of(batch))
         out = backend.xp_of(batch).where(flip[:, None, None, None], batch[..., ::-1], batch)

@@ -33,9 +33,9 @@ def check_prompt(owner, idx, vocab_size):
     if idx.ndim != 2 or idx.shape[1] == 0 or idx.dtype.kind not in "iu":
         raise ValueError(f"{owner}: expected idx (B, T) of integer token ids with T >= 1, got "
                          f"shape {tuple(idx.shape)} and dtype {idx.dtype}")
-    if idx.data.min() < 0 or idx.data.max() >= vocab_size:
+    if idx._data.min() < 0 or idx._data.max() >= vocab_size:
         raise ValueError(f"{owner}: token ids must lie in [0, {vocab_size}), got values from "
-                         f"{int(idx.data.min())} to {int(idx.data.max())}")
+                         f"{int(idx._data.min())} to {int(idx._data.max())}")
 
 
 def sample_next(logits, temperature=1.0, top_k=None, generator=None):
@@ -47,7 +47,7 @@ def sample_next(logits, temperature=1.0, top_k=None, generator=None):
     Shape:
         logits (B, V) -> (B, 1) int64
     """
-    x = logits.data
+    x = logits._data
     xp = backend.xp_of(x)
     z = x / temperature
     vocab = z.shape[-1]

@@ -8,6 +8,10 @@
     Tanh      tanh(x)                         d/dx = 1 - y^2
     Softmax   e^x_i / sum_j e^x_j along dim (computed stably)
     LogSoftmax x_i - log sum_j e^x_j along dim
+    SiLU      x sigmoid(x)                    Mish   x tanh(softplus(x))
+    Softplus  log(1 + e^(beta x)) / beta      LogSigmoid -softplus(-x)
+    Hardtanh  clamp(x, min_val, max_val)      ReLU6  clamp(x, 0, 6)
+    SELU      scale * elu(x, alpha)           PReLU  x if x > 0 else a x (a learned)
 
 Shape (all): input (*) -> output (*)
 """
@@ -15,9 +19,11 @@ from __future__ import annotations
 
 import warnings
 
+from shendu import creation
+from shendu.autograd import no_grad
 from shendu.nn import functional as F
 from shendu.nn._checks import check_tensor
-from shendu.nn.module import Module
+from shendu.nn.module import Module, Parameter
 
 
 class ReLU(Module):
@@ -165,3 +171,128 @@ class LogSoftmax(Module):
 
     def extra_repr(self):
         return f"dim={self.dim}"
+
+
+class _Pointwise(Module):
+    """A parameter-free activation whose constructor arguments are passed to ``F.<fn>``."""
+
+    _fn = None
+    _args = ()
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        for name, value in kwargs.items():
+            setattr(self, name, value)
+
+    def _describe(self):
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def forward(self, input):
+        check_tensor(self._describe(), input)
+        kwargs = {name: getattr(self, name) for name in self._args}
+        return getattr(F, self._fn)(input, **kwargs)
+
+    def extra_repr(self):
+        return ", ".join(f"{name}={getattr(self, name)}" for name in self._args
+                         if name != "inplace" or self.inplace)
+
+
+class SiLU(_Pointwise):
+    """x sigmoid(x) (swish, Ramachandran et al. 2017).  Shape: (*) -> (*)."""
+
+    _fn, _args = "silu", ("inplace",)
+
+    def __init__(self, inplace=False):
+        super().__init__(inplace=inplace)
+
+
+class Mish(_Pointwise):
+    """x tanh(softplus(x)) (Misra 2019).  Shape: (*) -> (*)."""
+
+    _fn, _args = "mish", ("inplace",)
+
+    def __init__(self, inplace=False):
+        super().__init__(inplace=inplace)
+
+
+class Softplus(_Pointwise):
+    """log(1 + e^(beta x)) / beta, a smooth ReLU; x itself where beta x > threshold.
+
+    Shape: (*) -> (*)."""
+
+    _fn, _args = "softplus", ("beta", "threshold")
+
+    def __init__(self, beta=1.0, threshold=20.0):
+        super().__init__(beta=beta, threshold=threshold)
+
+
+class Hardtanh(_Pointwise):
+    """clamp(x, min_val, max_val).  Shape: (*) -> (*)."""
+
+    _fn, _args = "hardtanh", ("min_val", "max_val", "inplace")
+
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        if min_val > max_val:
+            raise ValueError(f"Hardtanh: min_val ({min_val}) must not exceed max_val "
+                             f"({max_val})")
+        super().__init__(min_val=min_val, max_val=max_val, inplace=inplace)
+
+
+class ReLU6(_Pointwise):
+    """min(max(0, x), 6).  Shape: (*) -> (*)."""
+
+    _fn, _args = "relu6", ("inplace",)
+
+    def __init__(self, inplace=False):
+        super().__init__(inplace=inplace)
+
+
+class SELU(_Pointwise):
+    """1.0507 * elu(x, 1.6733): activations keep zero mean and unit variance
+    (Klambauer et al. 2017).  Shape: (*) -> (*)."""
+
+    _fn, _args = "selu", ("inplace",)
+
+    def __init__(self, inplace=False):
+        super().__init__(inplace=inplace)
+
+
+class LogSigmoid(_Pointwise):
+    """log sigmoid(x) = -softplus(-x).  Shape: (*) -> (*)."""
+
+    _fn = "logsigmoid"
+
+
+class PReLU(Module):
+    """x if x > 0 else a x, with a learned slope a (one, or one per channel of dim 1).
+
+    Args:
+        num_parameters: 1 or the channel count C. Default: 1.
+        init: the initial slope. Default: 0.25.
+
+    Shape: (N, C, *) or (*) -> same.
+
+    Attributes:
+        weight: (num_parameters,), filled with ``init``.
+    """
+
+    def __init__(self, num_parameters=1, init=0.25, device=None, dtype=None):
+        super().__init__()
+        if not isinstance(num_parameters, int) or num_parameters < 1:
+            raise ValueError(f"PReLU: num_parameters must be a positive int, got "
+                             f"{num_parameters!r}")
+        self.num_parameters = num_parameters
+        self.init = init
+        self.weight = Parameter(creation.empty(num_parameters, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        with no_grad():
+            self.weight.fill_(self.init)
+
+    def forward(self, input):
+        check_tensor(f"PReLU(num_parameters={self.num_parameters})", input)
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self):
+        return f"num_parameters={self.num_parameters}"

@@ -241,7 +241,7 @@ def _split(mask, dtype):
     """A torch layer mask -> (keep array, None) for bool (True = masked out), or
     (None, float Tensor) for an additive mask."""
     if mask.dtype == backend.bool_:
-        return ~mask.data, None
+        return ~mask._data, None
     return None, mask.to(dtype)
 
 

@@ -1,4 +1,5 @@
-"""2-D convolution layers, NCHW, torch's weight layouts (Concept: N2.3).
+"""Convolution layers: 2-D over NCHW images, 1-D over NCL signals, torch's weight layouts
+(Concept: N2.3).
 
 Output size per spatial dim (the notes' N1 = (N0 + 2P - F)/S + 1, with dilation d):
     Conv2d:          H_out = floor((H_in + 2p - d (k - 1) - 1) / s) + 1
@@ -13,19 +14,22 @@ from shendu.nn.linear import _reset_affine
 from shendu.nn.module import Module, Parameter
 
 
-def _pair(value, name, layer):
+def _pair(value, name, layer, n=2):
+    """An int or ``n`` ints as an n-tuple (n = 2 for Conv2d, 1 for Conv1d)."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return (value, value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        return (value,) * n
+    if isinstance(value, (tuple, list)) and len(value) == n and all(
             isinstance(v, int) and not isinstance(v, bool) for v in value):
         return tuple(value)
-    raise TypeError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
+    raise TypeError(f"{layer}: {name} must be an int or {'a pair' if n == 2 else n} of ints, "
+                    f"got {value!r}")
 
 
 class _ConvNd(Module):
     """Shared constructor, init, validation and repr of Conv2d and ConvTranspose2d."""
 
     _transposed = False
+    _ndim = 2  # spatial dims
 
     def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
                  groups, bias, padding_mode, output_padding, device, dtype):
@@ -44,21 +48,21 @@ class _ConvNd(Module):
                              "expected 'zeros'")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size", layer)
-        self.stride = _pair(stride, "stride", layer)
+        self.kernel_size = _pair(kernel_size, "kernel_size", layer, self._ndim)
+        self.stride = _pair(stride, "stride", layer, self._ndim)
         if isinstance(padding, str):
             if padding not in ("same", "valid"):
                 raise ValueError(f"{layer}: padding {padding!r} is not supported; expected "
                                  "'same', 'valid' or an int/pair")
-            if padding == "same" and self.stride != (1, 1):
+            if padding == "same" and self.stride != (1,) * self._ndim:
                 raise ValueError(f"{layer}: padding='same' is not supported for strided "
                                  f"convolutions (stride={self.stride})")
             self.padding = padding
         else:
-            self.padding = _pair(padding, "padding", layer)
-        self.dilation = _pair(dilation, "dilation", layer)
+            self.padding = _pair(padding, "padding", layer, self._ndim)
+        self.dilation = _pair(dilation, "dilation", layer, self._ndim)
         self.transposed = self._transposed
-        self.output_padding = _pair(output_padding, "output_padding", layer)
+        self.output_padding = _pair(output_padding, "output_padding", layer, self._ndim)
         self.groups = groups
         self.padding_mode = padding_mode
         if self._transposed:  # (in, out/groups, kH, kW)
@@ -87,11 +91,12 @@ class _ConvNd(Module):
     def extra_repr(self):
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
              f", stride={self.stride}")
-        if self.padding != (0, 0):
+        zeros, ones = (0,) * self._ndim, (1,) * self._ndim
+        if self.padding != zeros:
             s += f", padding={self.padding}"
-        if self.dilation != (1, 1):
+        if self.dilation != ones:
             s += f", dilation={self.dilation}"
-        if self.output_padding != (0, 0):
+        if self.output_padding != zeros:
             s += f", output_padding={self.output_padding}"
         if self.groups != 1:
             s += f", groups={self.groups}"
@@ -187,3 +192,37 @@ class ConvTranspose2d(_ConvNd):
         out = F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                  output_padding, self.groups, self.dilation)
         return out if input.ndim == 4 else out.squeeze(0)
+
+
+class Conv1d(_ConvNd):
+    """1-D cross-correlation over (N, C, L) signals: out[n, o, t] = b[o] + sum_c,j
+    W[o, c, j] x[n, c, s t + d j - p].  Concept: N2.3 (Conv2d with a unit height).
+
+    Args: as Conv2d, with ints (or 1-tuples) for kernel_size, stride, padding, dilation;
+    padding may be 'valid' or 'same' (stride 1).
+
+    Shape:
+        input (N, C_in, L) or (C_in, L) -> output (N, C_out, L_out) or (C_out, L_out) with
+        L_out = floor((L + 2p - d (k - 1) - 1) / s) + 1
+
+    Attributes:
+        weight: (C_out, C_in / groups, k), init U(-b, b), b = 1/sqrt(C_in / groups k).
+        bias: (C_out,), same init; None when bias=False.
+    """
+
+    _ndim = 1
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 dilation=1, groups=1, bias=True, padding_mode="zeros", *, device=None,
+                 dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, 0, device, dtype)
+
+    def forward(self, input):
+        name = (f"Conv1d({self.in_channels}, {self.out_channels}, "
+                f"kernel_size={self.kernel_size})")
+        check_tensor(name, input)
+        ok = input.ndim in (2, 3) and input.shape[-2] == self.in_channels
+        check_input(name, input, ok, f"(N, {self.in_channels}, L) or ({self.in_channels}, L)")
+        return F.conv1d(input, self.weight, self.bias, self.stride, self.padding,
+                        self.dilation, self.groups)

@@ -1,8 +1,8 @@
-"""Dropout (Concept: N3.2.5; Srivastava et al. 2014)."""
+"""Dropout, element-wise and of whole channels (Concept: N3.2.5; Srivastava et al. 2014)."""
 from __future__ import annotations
 
 from shendu.nn import functional as F
-from shendu.nn._checks import check_tensor
+from shendu.nn._checks import check_input, check_tensor
 from shendu.nn.module import Module
 
 
@@ -35,3 +35,36 @@ class Dropout(Module):
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class _ChannelDropout(Dropout):
+    """Zero whole channels (every element of a (sample, channel) slice together) with
+    probability p, scaling the rest by 1/(1-p): for feature maps, whose neighbouring
+    elements are too correlated for element-wise dropout to regularise (Tompson et al.
+    2015)."""
+
+    _fn = ""
+    _layout = ""
+    _ndims = ()
+
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__(p, inplace)
+
+    def forward(self, input):
+        name = f"{type(self).__name__}(p={self.p})"
+        check_tensor(name, input)
+        check_input(name, input, input.ndim in self._ndims, self._layout)
+        return getattr(F, self._fn)(input, self.p, self.training, self.inplace)
+
+
+class Dropout1d(_ChannelDropout):
+    """Channel dropout of (N, C, L) signals.  Shape: (N, C, L) -> (N, C, L)."""
+
+    _fn, _layout, _ndims = "dropout1d", "(N, C, L)", (3,)
+
+
+class Dropout2d(_ChannelDropout):
+    """Channel dropout of (N, C, H, W) images.  Shape: (N, C, H, W) -> (N, C, H, W); a 3-D
+    input is read as (N, C, L), with torch's warning."""
+
+    _fn, _layout, _ndims = "dropout2d", "(N, C, H, W) or (N, C, L)", (3, 4)

@@ -13,6 +13,8 @@ gradient. Always use the returned tensor.
 """
 from __future__ import annotations
 
+import warnings
+
 from shendu.autograd import is_grad_enabled
 from shendu.ops import activation as _act
 from shendu.ops import loss as _loss
@@ -20,8 +22,15 @@ from shendu.ops import nn as _nn
 from shendu.ops.attention import scaled_dot_product_attention  # noqa: F401
 from shendu.ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d,  # noqa: F401
                              conv_transpose2d, max_pool2d)
+from shendu.ops.conv1d import (adaptive_avg_pool1d, adaptive_max_pool1d,  # noqa: F401
+                               avg_pool1d, conv1d, max_pool1d)
+from shendu.ops.fold import fold, unfold  # noqa: F401
 from shendu.ops.loss import l1_penalty, l2_penalty  # noqa: F401
+from shendu.ops.group_norm import group_norm, instance_norm  # noqa: F401
 from shendu.ops.nn import batch_norm, layer_norm, linear, one_hot  # noqa: F401
+from shendu.ops.norms import cosine_similarity, normalize  # noqa: F401
+from shendu.ops.pool import adaptive_max_pool2d  # noqa: F401
+from shendu.ops.resample import interpolate, pixel_shuffle, pixel_unshuffle  # noqa: F401
 from shendu.ops.shape import pad as _pad
 
 
@@ -40,7 +49,8 @@ def relu(input, inplace=False):
 
 def relu6(input, inplace=False):
     """min(max(0, x), 6). Concept: N3.2.2."""
-    return _inplace(input, input.clamp(0.0, 6.0), inplace)
+    out = _act.hardtanh(input, 0.0, 6.0) if input.is_floating_point() else input.clamp(0, 6)
+    return _inplace(input, out, inplace)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
@@ -51,6 +61,41 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
 def elu(input, alpha=1.0, inplace=False):
     """x if x > 0 else alpha (e^x - 1). Concept: N3.2.2."""
     return _inplace(input, _act.elu(input, alpha), inplace)
+
+
+def silu(input, inplace=False):
+    """x sigmoid(x) (swish)."""
+    return _inplace(input, _act.silu(input), inplace)
+
+
+def mish(input, inplace=False):
+    """x tanh(softplus(x))."""
+    return _inplace(input, _act.mish(input), inplace)
+
+
+def softplus(input, beta=1.0, threshold=20.0):
+    """log(1 + e^(beta x)) / beta; x where beta x > threshold."""
+    return _act.softplus(input, beta, threshold)
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """clamp(x, min_val, max_val)."""
+    return _inplace(input, _act.hardtanh(input, min_val, max_val), inplace)
+
+
+def selu(input, inplace=False):
+    """scale * elu(x, alpha) with the self-normalising constants."""
+    return _inplace(input, _act.selu(input), inplace)
+
+
+def logsigmoid(input):
+    """log sigmoid(x), stable."""
+    return _act.logsigmoid(input)
+
+
+def prelu(input, weight):
+    """x if x > 0 else weight[c] * x, c the channel (dim 1)."""
+    return _act.prelu(input, weight)
 
 
 def gelu(input, approximate="none"):
@@ -84,6 +129,27 @@ def dropout(input, p=0.5, training=True, inplace=False, *, generator=None):
     Concept: N3.2.5.
     """
     return _inplace(input, _nn.dropout(input, p, training, generator), inplace)
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, L) input with probability p; scale by 1/(1-p)."""
+    return _inplace(input, _nn.channel_dropout(input, p, training, op="dropout1d"), inplace)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, H, W) input with probability p; scale by 1/(1-p).
+
+    A 3-D input is read as (N, C, L), as torch does (with its warning)."""
+    if input.ndim == 3:
+        warnings.warn("dropout2d: received a 3-D input; treating it as (N, C, L) and dropping "
+                      "whole channels of it (use dropout1d for that)", UserWarning,
+                      stacklevel=2)
+    return _inplace(input, _nn.channel_dropout(input, p, training, op="dropout2d"), inplace)
+
+
+def upsample(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Deprecated torch spelling of interpolate."""
+    return interpolate(input, size, scale_factor, mode, align_corners)
 
 
 def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
@@ -157,3 +223,13 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta; target must have input's shape."""
     return _loss.smooth_l1_loss(input, target, _reduction(size_average, reduce, reduction),
                                 beta)
+
+
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
+    return _loss.huber_loss(input, target, reduction, delta, weight)
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """KL(target || exp(input)) per element; reduction 'batchmean' is the true KL."""
+    return _loss.kl_div(input, target, _reduction(size_average, reduce, reduction), log_target)

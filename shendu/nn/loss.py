@@ -170,3 +170,60 @@ class BCEWithLogitsLoss(_WeightedLoss):
         return F.binary_cross_entropy_with_logits(input, target, weight=self.weight,
                                                   reduction=self.reduction,
                                                   pos_weight=self.pos_weight)
+
+
+class SmoothL1Loss(_Loss):
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta, d = input - target.
+
+    Shape: input and target (*), same shape -> scalar, or (*) with reduction='none'.
+    """
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
+        super().__init__(size_average, reduce, reduction)
+        self.beta = beta
+
+    def forward(self, input, target):
+        self._check(input, target)
+        return F.smooth_l1_loss(input, target, reduction=self.reduction, beta=self.beta)
+
+
+class HuberLoss(_Loss):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta): SmoothL1Loss(beta=delta) x delta.
+
+    Shape: input and target (*), same shape -> scalar, or (*) with reduction='none'.
+    """
+
+    def __init__(self, reduction="mean", delta=1.0):
+        super().__init__(reduction=reduction)
+        self.delta = delta
+
+    def forward(self, input, target):
+        self._check(input, target)
+        return F.huber_loss(input, target, reduction=self.reduction, delta=self.delta)
+
+
+class KLDivLoss(Module):
+    """KL(target || exp(input)) summed per element: target (log target - input).
+
+    Args:
+        reduction: 'batchmean' (the KL divergence: sum / batch size), 'sum', 'mean' (sum /
+            element count, torch's default) or 'none'.
+        log_target: the target holds log-probabilities too. Default: False.
+
+    Shape: input (log-probabilities) and target (*), same shape.
+    """
+
+    def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
+        super().__init__()
+        if size_average is not None or reduce is not None:
+            reduction = _legacy_reduction(size_average, reduce)
+        if reduction not in ("none", "mean", "sum", "batchmean"):
+            raise ValueError(f"KLDivLoss: reduction must be 'none', 'mean', 'sum' or "
+                             f"'batchmean', got {reduction!r}")
+        self.reduction = reduction
+        self.log_target = log_target
+
+    def forward(self, input, target):
+        check_tensor("KLDivLoss()", input)
+        check_tensor("KLDivLoss()", target, "target")
+        return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

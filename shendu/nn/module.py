@@ -25,7 +25,7 @@ class Parameter(Tensor):
         if data is None:
             array = backend.namespace("cpu").empty((0,), dtype=backend.default_float)
         elif isinstance(data, Tensor):
-            array = data.data
+            array = data._data
         else:
             from shendu.creation import _to_array
             array = _to_array(data)
@@ -377,5 +377,5 @@ class Module:
 
 def _as_array(value, like):
     if isinstance(value, Tensor):
-        return backend.to_device(value.data, like.device)
+        return backend.to_device(value._data, like.device)
     return backend.to_device(backend.namespace("cpu").asarray(value), like.device)

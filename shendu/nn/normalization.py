@@ -1,4 +1,5 @@
-"""Normalization layers: BatchNorm1d, BatchNorm2d and LayerNorm (Concept: N3.2.6).
+"""Normalization layers: BatchNorm1d/2d, LayerNorm, GroupNorm, InstanceNorm1d/2d
+(Concept: N3.2.6).
 
 Batch norm (Ioffe & Szegedy 2015) normalizes each channel over the batch (and spatial dims):
     y = (x - mean) / sqrt(var + eps) * weight + bias
@@ -177,3 +178,110 @@ class LayerNorm(Module):
     def extra_repr(self):
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class _InstanceNorm(_BatchNorm):
+    """Instance norm (Ulyanov et al. 2016): each (sample, channel) plane normalized over its
+    own spatial dims. Same state as batch norm, but affine and track_running_stats default
+    to False (torch's); with running statistics, eval mode normalizes with them."""
+
+    _spatial = 0
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=False,
+                 track_running_stats=False, device=None, dtype=None, *, bias=True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats,
+                         bias=bias, device=device, dtype=dtype)
+
+    def forward(self, input):
+        name = f"{type(self).__name__}({self.num_features})"
+        check_tensor(name, input)
+        batched = input.ndim == self._spatial + 2
+        ok = input.ndim in (self._spatial + 1, self._spatial + 2) \
+            and input.shape[-self._spatial - 1] == self.num_features
+        check_input(name, input, ok, self._layout.replace("C", str(self.num_features)))
+        x = input if batched else input.unsqueeze(0)
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              self.training or not self.track_running_stats,
+                              0.0 if self.momentum is None else self.momentum, self.eps)
+        return out if batched else out.squeeze(0)
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalization of (N, C, L) signals over L, per sample and channel.
+
+    Args: num_features (C), eps, momentum, affine (default False), track_running_stats
+    (default False), as BatchNorm1d.
+
+    Shape: input (N, C, L) or (C, L) -> the same shape.
+    """
+
+    _spatial = 1
+    _layout = "(N, C, L) or (C, L)"
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalization of (N, C, H, W) images over H and W, per sample and channel
+    (style transfer's normalization).
+
+    Args: num_features (C), eps, momentum, affine (default False), track_running_stats
+    (default False), as BatchNorm2d.
+
+    Shape: input (N, C, H, W) or (C, H, W) -> the same shape.
+    """
+
+    _spatial = 2
+    _layout = "(N, C, H, W) or (C, H, W)"
+
+
+class GroupNorm(Module):
+    """Group normalization (Wu & He 2018): each sample's channels split into num_groups
+    groups, each normalized over its channels and spatial dims; then a per-channel affine
+    map. Works the same for any batch size (also 1).
+
+    Args:
+        num_groups: groups G, dividing num_channels.
+        num_channels: C.
+        eps: added to the variance. Default: 1e-5.
+        affine: learn weight (init 1) and bias (init 0) of shape (C,). Default: True.
+        bias: (keyword) learn the bias when affine. Default: True.
+
+    Shape: input (N, C, *) -> the same shape.
+    """
+
+    def __init__(self, num_groups, num_channels, eps=1e-5, affine=True, device=None,
+                 dtype=None, *, bias=True):
+        super().__init__()
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = Parameter(creation.empty(num_channels, device=device, dtype=dtype))
+            if bias:
+                self.bias = Parameter(creation.empty(num_channels, device=device, dtype=dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.affine:
+            init.ones_(self.weight)
+            if self.bias is not None:
+                init.zeros_(self.bias)
+
+    def forward(self, input):
+        name = f"GroupNorm({self.num_groups}, {self.num_channels})"
+        check_tensor(name, input)
+        check_input(name, input, input.ndim >= 2 and input.shape[1] == self.num_channels,
+                    f"(N, {self.num_channels}, *)")
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+                f", bias={self.bias is not None}")

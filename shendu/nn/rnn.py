@@ -269,6 +269,10 @@ class RNNBase(Module):
         for p in self.parameters():
             init.uniform_(p, -bound, bound)
 
+    def flatten_parameters(self):
+        """A no-op, as torch's on the CPU: the weights need no contiguous cuDNN buffer here.
+        Kept so scripts that call it after ``.to(device)`` or ``DataParallel`` run."""
+
     def _name(self):
         return f"{type(self).__name__}({self.extra_repr()})"
 

@@ -24,7 +24,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     xp = params[0]._xp
     norm_type = float(norm_type)
     with autograd.no_grad():
-        grads = [p.grad.data for p in params]
+        grads = [p.grad._data for p in params]
         if norm_type == float("inf"):
             norms = [xp.abs(g).max() for g in grads]
             total = max(float(n) for n in norms)
@@ -68,5 +68,5 @@ def vector_to_parameters(vec, parameters):
     with autograd.no_grad():
         for p in params:
             n = p.numel()
-            p.copy_(vec.data[offset:offset + n].reshape(p.shape))
+            p.copy_(vec._data[offset:offset + n].reshape(p.shape))
             offset += n

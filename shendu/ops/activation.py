@@ -28,7 +28,7 @@ class ReLU(Function):
 
     def backward(self, grad):
         if not is_grad_enabled():  # one pass, no float copy of the mask
-            return Tensor._wrap(grad.data * self.saved_positive)
+            return Tensor._wrap(grad._data * self.saved_positive)
         return grad * _constant(self.saved_positive.astype(grad.dtype))
 
 
@@ -43,7 +43,7 @@ class LeakyReLU(Function):
         return backend.xp_of(x).where(self.saved_positive, x, x * negative_slope)
 
     def backward(self, grad):
-        xp = backend.xp_of(grad.data)
+        xp = backend.xp_of(grad._data)
         scale = xp.where(self.saved_positive, 1.0, self.slope).astype(grad.dtype)
         return grad * _constant(scale)
 
@@ -123,11 +123,11 @@ class GELU(Function):
 
     def backward(self, grad):
         if self.approximate == "none" and not is_grad_enabled():
-            x = self.inputs[0].data
+            x = self.inputs[0]._data
             out = backend.xp_of(x).exp(x * x * -0.5)
             out *= x * (1 / math.sqrt(2 * math.pi))  # x phi(x)
             out += self.saved_cdf
-            out *= grad.data
+            out *= grad._data
             return Tensor._wrap(out)
         x = self.inputs[0]
         if self.approximate == "tanh":
@@ -138,6 +138,20 @@ class GELU(Function):
         cdf = 0.5 * (1.0 + erf(x * (1 / math.sqrt(2))))
         pdf = (-0.5 * x * x).exp() * (1 / math.sqrt(2 * math.pi))
         return grad * (cdf + x * pdf)
+
+
+class Softplus(Function):
+    """log(1 + e^x), evaluated as log1p(e^-|x|) + max(x, 0): no overflow, no lost digits.
+
+    Derivative: sigmoid(x), a Tensor op, so it is twice differentiable.
+    """
+
+    def forward(self, x):
+        xp = backend.xp_of(x)
+        return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, 0)
+
+    def backward(self, grad):
+        return grad * sigmoid(self.inputs[0])
 
 
 class Softmax(Function):
@@ -230,3 +244,74 @@ def log_softmax(x, dim=None):
     if x.ndim == 0:
         return LogSoftmax.apply(x.reshape(1), dim=0).reshape(())
     return LogSoftmax.apply(x, dim=_softmax_dim(x, dim, "log_softmax"))
+
+
+# --- smooth and clipped relatives of ReLU, composed of the Functions above -------------------
+# (each backward is then the chain rule through twice-differentiable ops)
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (torch's switch to
+    the identity, whose gradient is then exactly 1)."""
+    x = _float(x, "softplus")
+    if beta <= 0:
+        raise ValueError(f"softplus: beta must be > 0, got {beta}")
+    from shendu.ops.elementwise import where
+    scaled = x if beta == 1 else x * beta
+    smooth = Softplus.apply(scaled) if beta == 1 else Softplus.apply(scaled) * (1.0 / beta)
+    return where(scaled.detach() > threshold, x, smooth)
+
+
+def silu(x):
+    """x sigmoid(x) (the swish of Ramachandran et al. 2017)."""
+    return _float(x, "silu") * sigmoid(x)
+
+
+def mish(x):
+    """x tanh(softplus(x)) (Misra 2019)."""
+    return _float(x, "mish") * tanh(Softplus.apply(x))
+
+
+def hardtanh(x, min_val=-1.0, max_val=1.0):
+    """clamp(x, min_val, max_val); gradient 1 strictly inside, 0 outside and on the
+    bounds (torch's hardtanh; clamp passes the gradient on the bounds)."""
+    x = _float(x, "hardtanh")
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
+    from shendu.ops.elementwise import where
+    values = x.detach()
+    inside = (values > min_val) & (values < max_val)   # torch's strict mask, unlike clamp's
+    return where(inside, x, values.clamp(min_val, max_val))
+
+
+def selu(x):
+    """scale * elu(x, alpha) with the self-normalising constants of Klambauer et al. 2017."""
+    return ELU.apply(_float(x, "selu"), alpha=SELU_ALPHA) * SELU_SCALE
+
+
+def logsigmoid(x):
+    """log sigmoid(x) = -softplus(-x), stable for large |x|."""
+    return -Softplus.apply(-_float(x, "logsigmoid"))
+
+
+def prelu(x, weight):
+    """x where x > 0, else a * x with a learned slope per channel (dim 1), or one shared one.
+
+    Shape: x (N, C, *) or (C,) ..., weight (C,) or (1,).
+    """
+    x = _float(x, "prelu")
+    if not isinstance(weight, Tensor) or weight.ndim != 1:
+        raise ValueError(f"prelu: weight must be a 1-D tensor, got "
+                         f"{getattr(weight, 'shape', type(weight).__name__)}")
+    channels = x.shape[1] if x.ndim >= 2 else 1  # torch: a 1-D input has one channel
+    if weight.shape[0] not in (1, channels):
+        raise ValueError(f"prelu: weight has {weight.shape[0]} slopes but the input "
+                         f"{tuple(x.shape)} has {channels} channels (dim 1); expected 1 or "
+                         f"{channels}")
+    if weight.shape[0] > 1 and x.ndim >= 2:
+        weight = weight.reshape((channels,) + (1,) * (x.ndim - 2))
+    from shendu.ops.elementwise import where
+    return where(x.detach() > 0, x, weight * x)

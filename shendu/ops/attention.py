@@ -57,7 +57,7 @@ def masked_softmax(x, keep=None):
     """Softmax over the last dim of ``x`` restricted to positions where ``keep`` (a bool
     Tensor or array, True = attend) holds; fully masked rows give 0. Shape: x (*, S)."""
     if isinstance(keep, Tensor):
-        keep = keep.data
+        keep = keep._data
     return MaskedSoftmax.apply(x, keep=keep)
 
 
@@ -156,7 +156,7 @@ def _check_mask(attn_mask, scores_shape, query, op):
     if not fits:
         raise ValueError(f"{op}: attn_mask of shape {attn_mask.shape} does not broadcast to "
                          f"the attention scores (..., L, S) = {scores_shape}")
-    return (attn_mask.data, None) if is_bool else (None, attn_mask)
+    return (attn_mask._data, None) if is_bool else (None, attn_mask)
 
 
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,

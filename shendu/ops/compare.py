@@ -13,7 +13,7 @@ def _compare(name, ufunc):
     def compare(a, b):
         a, b = as_operands(a, b, name)
         try:
-            return Tensor._wrap(getattr(a._xp, ufunc)(a.data, b.data))
+            return Tensor._wrap(getattr(a._xp, ufunc)(a._data, b._data))
         except ValueError:
             broadcast_shape(name, a.shape, b.shape)
             raise
@@ -34,17 +34,17 @@ logical_or = _compare("logical_or", "logical_or")
 
 
 def logical_not(a):
-    return Tensor._wrap(a._xp.logical_not(a.data))
+    return Tensor._wrap(a._xp.logical_not(a._data))
 
 
 def isnan(a):
-    return Tensor._wrap(a._xp.isnan(a.data))
+    return Tensor._wrap(a._xp.isnan(a._data))
 
 
 def isfinite(a):
-    return Tensor._wrap(a._xp.isfinite(a.data))
+    return Tensor._wrap(a._xp.isfinite(a._data))
 
 
 def allclose(a, b, rtol=1e-5, atol=1e-8):
-    return bool(a._xp.allclose(a.data, b.data, rtol=rtol, atol=atol))
+    return bool(a._xp.allclose(a._data, b._data, rtol=rtol, atol=atol))
 

@@ -167,14 +167,22 @@ def _transposed(g, w, geom, in_hw):
             return _correlate(g, _flip_kernel(w, groups), flipped, in_hw)[0]
     wt = w.reshape(groups, o // groups, cg * kh * kw).swapaxes(1, 2)    # (G, K, O/G)
     cols = xp.matmul(wt, g.reshape(n, groups, o // groups, ho * wo))   # (N, G, K, P)
-    cols = cols.reshape(n, c, kh, kw, ho, wo)
+    return _col2im(cols.reshape(n, c, kh, kw, ho, wo), geom, in_hw)
+
+
+def _col2im(cols, geom, in_hw):
+    """Adjoint of _im2col: add every patch column (N, C, kh, kw, Ho, Wo) back onto the
+    (N, C, H, W) pixels it was read from (overlapping windows sum)."""
+    xp = backend.xp_of(cols)
+    n, c, kh, kw, ho, wo = cols.shape
+    dh, dw = geom.dilation
     rows = _taps(in_hw[0], ho, kh, geom.stride[0], dh, geom.pad[0])
     taps = _taps(in_hw[1], wo, kw, geom.stride[1], dw, geom.pad[1])
     pairs = [(i, j, r, q) for i, r in enumerate(rows) for j, q in enumerate(taps)
              if r is not None and q is not None]
     # a tap that writes every input pixel once (the centre one at stride 1) initialises out
     whole = [p for p in pairs if _fills(p[2], in_hw[0]) and _fills(p[3], in_hw[1])]
-    out = (xp.empty if whole else xp.zeros)((n, c) + tuple(in_hw), dtype=g.dtype)
+    out = (xp.empty if whole else xp.zeros)((n, c) + tuple(in_hw), dtype=cols.dtype)
     if whole:
         pairs.remove(whole[0])
         out[...] = cols[:, :, whole[0][0], whole[0][1], whole[0][2][0], whole[0][3][0]]

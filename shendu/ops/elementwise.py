@@ -379,15 +379,15 @@ def abs(a):  # noqa: A001 - torch's name
 
 def sign(a):
     """Sign of each element; its gradient is zero, so it never enters the graph."""
-    return Tensor._wrap(a._xp.sign(a.data))
+    return Tensor._wrap(a._xp.sign(a._data))
 
 
 def clamp(a, min=None, max=None):  # noqa: A002 - torch's names
     if min is None and max is None:
         raise ValueError("clamp: at least one of min and max must be given")
     # tensor bounds take the input's dtype, as torch's 0-d tensors do: never upcast
-    low = min.data.astype(a.dtype, copy=False) if isinstance(min, Tensor) else min
-    high = max.data.astype(a.dtype, copy=False) if isinstance(max, Tensor) else max
+    low = min._data.astype(a.dtype, copy=False) if isinstance(min, Tensor) else min
+    high = max._data.astype(a.dtype, copy=False) if isinstance(max, Tensor) else max
     return Clamp.apply(a, low=low, high=high)
 
 
@@ -418,7 +418,7 @@ def to(a, dtype=None, device=None):
     if (dtype is None or dtype == a.dtype) and (device is None or device == a.device):
         return a
     if dtype is not None and not backend.is_floating(dtype) and a.requires_grad:
-        return Tensor._wrap(Cast().forward(a.data, dtype, device))
+        return Tensor._wrap(Cast().forward(a._data, dtype, device))
     return Cast.apply(a, dtype=dtype, device=device)
 
 

@@ -18,7 +18,7 @@ def _normalize_index(index, x):
     xp, out, advanced = x._xp, [], False
     for item in items:
         if isinstance(item, Tensor):
-            item = item.data
+            item = item._data
         elif isinstance(item, list):
             item = xp.asarray(item)
         if backend.is_array(item):
@@ -114,7 +114,7 @@ def index_select(x, dim, index):
         got = (f"{index.dtype} of shape {index.shape}" if isinstance(index, Tensor)
                else type(index).__name__)
         raise IndexError(f"index_select: index must be a 1-D integer tensor, got {got}")
-    return GetItem.apply(x, index=(slice(None),) * d + (index.data,), advanced=True)
+    return GetItem.apply(x, index=(slice(None),) * d + (index._data,), advanced=True)
 
 
 def gather(x, dim, index):
@@ -129,7 +129,7 @@ def gather(x, dim, index):
     if any(index.shape[i] != x.shape[i] for i in range(x.ndim) if i != d):
         source = x[tuple(slice(0, index.shape[i]) if i != d else slice(None)
                          for i in range(x.ndim))]
-    return Gather.apply(source, index=index.data, dim=d)
+    return Gather.apply(source, index=index._data, dim=d)
 
 
 def masked_fill(x, mask, value):

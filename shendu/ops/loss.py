@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from shendu import backend
 from shendu.autograd import Function, is_grad_enabled
-from shendu.ops.activation import log_softmax, sigmoid, softmax
+from shendu.ops.activation import Softplus, log_softmax, softmax
 from shendu.tensor import Tensor
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -114,7 +114,7 @@ class CrossEntropy(Function):
         if is_grad_enabled():
             return self._backward_graph(scale)
         xp = backend.xp_of(self.saved_exp)
-        s = scale.data
+        s = scale._data
         row = self.saved_s * s.squeeze(1) if s.ndim else self.saved_s * s
         grad_x = grad_t = None
         if self.needs_input_grad[0]:
@@ -168,7 +168,7 @@ def _class_weight(weight, n_classes, x, op):
     if weight.requires_grad and is_grad_enabled():
         raise RuntimeError(f"{op}: the derivative for 'weight' is not implemented (as in "
                            "torch); pass weight.detach()")
-    return weight.data.astype(x.dtype, copy=False)
+    return weight._data.astype(x.dtype, copy=False)
 
 
 def _check_index_target(x, target, ignore_index, op):
@@ -180,7 +180,7 @@ def _check_index_target(x, target, ignore_index, op):
     if target.shape != expected:
         raise ValueError(f"{op}: class-index target must have shape {expected} for input "
                          f"{x.shape} (classes on dim 1), got {target.shape}")
-    t = target.data
+    t = target._data
     n_classes = x.shape[1]
     bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
     if bad.any():
@@ -255,8 +255,8 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     w = _class_weight(weight, x.shape[1], x, op)
     _check_index_target(x, t, ignore_index, op)
     xp = x._xp
-    valid = t.data != ignore_index
-    safe = xp.where(valid, t.data, 0)
+    valid = t._data != ignore_index
+    safe = xp.where(valid, t._data, 0)
     picked_w = valid.astype(x.dtype) if w is None else w[safe] * valid
     picked = x.gather(1, Tensor._wrap(xp.expand_dims(safe, 1))).squeeze(1)
     loss = picked * Tensor._wrap(-picked_w)
@@ -345,6 +345,43 @@ def smooth_l1_loss(input, target, reduction="mean", beta=1.0):
     return _reduce(loss, reduction)
 
 
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta): smooth_l1_loss(beta=delta)
+    times delta, so the slope far from 0 is delta instead of 1.
+
+    Shape: input and target (*), same shape; weight (optional) the same shape.
+    """
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    per_element = smooth_l1_loss(input, target, "none", delta) * delta
+    _check_reduction(reduction, "huber_loss")
+    return _weighted_reduce(per_element, weight, reduction, "huber_loss")
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """KL(target || exp(input)) per element: target (log target - input), 0 where target = 0
+    (or exp(t) (t - input) with log_target). 'batchmean' divides the sum by the batch size:
+    the true KL divergence; 'mean' divides by the element count, as torch does.
+
+    Shape: input (log-probabilities) and target (*), same shape.
+    """
+    op = "kl_div"
+    if reduction not in _REDUCTIONS + ("batchmean",):
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS + ('batchmean',)}, "
+                         f"got {reduction!r}")
+    target = _same_shape(input, target, op)
+    if log_target:
+        loss = target.exp() * (target - input)
+    else:
+        from shendu.ops.elementwise import where
+        positive = target.detach() > 0
+        safe = where(positive, target, Tensor._wrap(target._xp.ones((), target.dtype)))
+        loss = where(positive, target * (safe.log() - input), input * 0.0)
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction)
+
+
 def _clamped_log(p):
     """max(log p, -100) as torch's BCE; clamping p first avoids log(0) warnings."""
     return p.clamp(min=1e-45).log().clamp(min=-100.0)
@@ -361,7 +398,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     target = _same_shape(input, target, op)
     _check_reduction(reduction, op)
     weight = _check_broadcast_to(weight, input.shape, op, "weight")
-    data = input.data
+    data = input._data
     if ((data < 0) | (data > 1)).any():
         raise ValueError(f"{op}: all elements of input should be probabilities in [0, 1]; got "
                          f"values in [{float(data.min())}, {float(data.max())}]; use "
@@ -370,20 +407,6 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     if weight is not None:
         loss = loss * weight.to(input.dtype)
     return _reduce(loss, reduction)
-
-
-class Softplus(Function):
-    """log(1 + e^x), evaluated as log1p(e^-|x|) + max(x, 0): no overflow, no lost digits.
-
-    Derivative: sigmoid(x), a Tensor op, so it is twice differentiable.
-    """
-
-    def forward(self, x):
-        xp = backend.xp_of(x)
-        return xp.log1p(xp.exp(-xp.abs(x))) + xp.maximum(x, 0)
-
-    def backward(self, grad):
-        return grad * sigmoid(self.inputs[0])
 
 
 def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean",

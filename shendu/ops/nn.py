@@ -116,7 +116,7 @@ def embedding(input, weight, padding_idx=None):
             raise ValueError(f"{op}: padding_idx {padding_idx} must be within "
                              f"[{-rows}, {rows}) for num_embeddings={rows}")
         padding_idx %= rows
-    data = input.data
+    data = input._data
     if data.size and (data.min() < 0 or data.max() >= rows):
         bad = data[(data < 0) | (data >= rows)].reshape(-1)[0]
         raise IndexError(f"{op}: index {int(bad)} is out of range for num_embeddings={rows} "
@@ -152,18 +152,42 @@ def dropout(input, p=0.5, training=True, generator=None):
         raise ValueError(f"{op}: probability p must be in [0, 1], got {p}")
     if not training or p == 0.0:
         return input
+    return Dropout.apply(input, mask=_dropout_mask(input, p, input.shape, generator, op))
+
+
+def _dropout_mask(input, p, shape, generator, op):
+    """0 with probability p, else 1 / (1 - p), of ``shape`` (which broadcasts to input's)."""
     xp = input._xp
     if p == 1.0:
-        return Dropout.apply(input, mask=xp.zeros(input.shape, dtype=input.dtype))
+        return xp.zeros(shape, dtype=input.dtype)
     if generator is None:
         generator = backend.default_generator(input.device)
     elif generator.device != input.device:
         raise ValueError(f"{op}: generator is on {generator.device} but input is on "
                          f"{input.device}")
-    keep = generator.random(input.shape, input.dtype) >= p
+    keep = generator.random(shape, input.dtype) >= p
     mask = keep.astype(input.dtype)
     mask *= 1.0 / (1.0 - p)
-    return Dropout.apply(input, mask=mask)
+    return mask
+
+
+def channel_dropout(input, p=0.5, training=True, generator=None, op="dropout2d"):
+    """Dropout of whole channels: each (sample, channel) plane is zeroed with probability p,
+    survivors scaled by 1/(1-p) (Tompson et al. 2015: neighbouring pixels are correlated, so
+    element-wise dropout barely regularises feature maps).
+
+    Shape: input (N, C, *) -> the same; the mask is (N, C, 1, ...).
+    """
+    _check_tensor(input, op)
+    if input.ndim < 2:
+        raise ValueError(f"{op}: expected input (N, C, *) with at least 2 dims, got "
+                         f"{input.shape}")
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: probability p must be in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return input
+    shape = input.shape[:2] + (1,) * (input.ndim - 2)
+    return Dropout.apply(input, mask=_dropout_mask(input, p, shape, generator, op))
 
 
 def one_hot(tensor, num_classes=-1):
@@ -176,7 +200,7 @@ def one_hot(tensor, num_classes=-1):
     if tensor.dtype.kind not in "iu":
         raise TypeError(f"{op}: expected an integer (int64) tensor of class indices, got "
                         f"{tensor.dtype}")
-    data, xp = tensor.data, tensor._xp
+    data, xp = tensor._data, tensor._xp
     if num_classes == -1:
         if data.size == 0:
             raise ValueError(f"{op}: cannot infer num_classes from an empty tensor; pass it")
@@ -220,7 +244,7 @@ class Normalize(Function):
 
     def backward(self, grad):
         if not is_grad_enabled():
-            return self._backward_arrays(grad.data)
+            return self._backward_arrays(grad._data)
         x, weight, bias = self.inputs
         dims = self.dims
         centered = x - x.mean(dims, keepdim=True)
@@ -242,15 +266,15 @@ class Normalize(Function):
         xp, xhat, dims = backend.xp_of(g), self.saved_xhat, self.dims
         need = self.needs_input_grad
         if xhat is None:
-            return self._backward_compiled(g, x.data, weight, bias)
+            return self._backward_compiled(g, x._data, weight, bias)
         g_xhat = g * xhat
         grad_w = Tensor._wrap(_sum_to(g_xhat, weight.shape)) if need[1] else None
         grad_b = Tensor._wrap(_sum_to(g, bias.shape)) if need[2] else None
         grad_x = None
         if need[0]:
-            gw = g * weight.data if weight is not None else g.copy()
+            gw = g * weight._data if weight is not None else g.copy()
             if weight is not None:
-                g_xhat *= weight.data
+                g_xhat *= weight._data
             mean_g, mean_gx = gw.mean(axis=dims, keepdims=True), g_xhat.mean(axis=dims,
                                                                                keepdims=True)
             gw -= mean_g
@@ -264,7 +288,7 @@ class Normalize(Function):
         """The same gradients from kernels.batch_norm_backward (channel dim 1)."""
         need = self.needs_input_grad
         channels = x.shape[1]
-        w = weight.data.reshape(channels) if weight is not None else \
+        w = weight._data.reshape(channels) if weight is not None else \
             kernels.np.ones(channels, dtype=x.dtype)
         grad_x, sum_gx, sum_g = kernels.batch_norm_backward(
             g, x, self.saved_mean, self.saved_rstd, w, need[0])
@@ -314,7 +338,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     weight = _affine_param(weight, shape, op, "weight")
     bias = _affine_param(bias, shape, op, "bias")
     dims = tuple(range(input.ndim - k, input.ndim))
-    centered, var = _moments(input.data, dims)
+    centered, var = _moments(input._data, dims)
     return Normalize.apply(input, weight, bias, centered=centered, var=var, dims=dims, eps=eps)
 
 
@@ -355,12 +379,12 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if count <= 1:
         raise ValueError(f"{op}: expected more than 1 value per channel when training, got "
                          f"input {input.shape}")
-    data = input.data
+    data = input._data
     fused = None
     if kernels.available(data):
         xp = backend.xp_of(data)
-        w = weight.data.reshape(channels) if weight is not None else xp.ones(channels, data.dtype)
-        b = bias.data.reshape(channels) if bias is not None else xp.zeros(channels, data.dtype)
+        w = weight._data.reshape(channels) if weight is not None else xp.ones(channels, data.dtype)
+        b = bias._data.reshape(channels) if bias is not None else xp.zeros(channels, data.dtype)
         out, mean64, var64 = kernels.batch_norm_forward(data, w, b, eps)
         mean, var = mean64.astype(data.dtype), var64.astype(data.dtype)
         fused = (out, mean64, 1.0 / xp.sqrt(var64 + eps))
@@ -377,4 +401,3 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             running_var.mul_(1.0 - momentum).add_(unbiased, alpha=momentum)
     return Normalize.apply(input, weight, bias, centered=centered, var=var, dims=dims, eps=eps,
                            fused=fused)
-

@@ -1,4 +1,4 @@
-"""Max, average and adaptive-average pooling over NCHW images (torch.nn.functional semantics).
+"""Max, average and adaptive (average and max) pooling over NCHW images (torch.nn.functional semantics).
 
 Concept: N2.3 (pooling: no parameters, max and average).
 
@@ -129,7 +129,7 @@ class MaxPool2d(Function):
         return best
 
     def backward(self, grad):
-        x = self.inputs[0].data
+        x = self.inputs[0]._data
         idx = _argmax_offsets(x, self.saved_best, self.pool)
         return _MaxPoolScatter.apply(grad, idx=idx, pool=self.pool, in_shape=x.shape)
 
@@ -290,11 +290,11 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     x, single = _batched(input, "max_pool2d")
     pool = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
     if return_indices and not (is_grad_enabled() and x.requires_grad):
-        best, offset = _max_pool(x.data, pool)
+        best, offset = _max_pool(x._data, pool)
         y = Tensor._wrap(best)
     else:
         y = MaxPool2d.apply(x, pool=pool)
-        offset = _argmax_offsets(x.data, y.data, pool) if return_indices else None
+        offset = _argmax_offsets(x._data, y._data, pool) if return_indices else None
     if not return_indices:
         return y.squeeze(0) if single else y
     xp = x._xp
@@ -389,3 +389,53 @@ def adaptive_avg_pool2d(input, output_size):
         cols = Tensor._wrap(_adaptive_matrix(xp, w, wo, x.dtype).T)     # (W, Wo)
         y = rows @ x @ cols
     return y.squeeze(0) if single else y
+
+
+def _adaptive_windows(xp, size, out):
+    """(out, k) input indices of torch's adaptive windows [floor(i*size/out),
+    ceil((i+1)*size/out)), k the widest window; narrower windows repeat their last index
+    (a repeat cannot change a maximum)."""
+    i = xp.arange(out)
+    start, end = (i * size) // out, -((-(i + 1) * size) // out)
+    width = int((end - start).max())
+    return xp.minimum(start[:, None] + xp.arange(width), end[:, None] - 1)
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """Max pooling to a fixed output size over the windows of adaptive_avg_pool2d; the
+    gradient goes to each window's first maximum.
+
+    The windows are gathered (two index_selects) into (N, C, Ho, Wo, kh*kw) and reduced
+    with max(dim=-1), so the backward is that of the gather and the max.
+
+    Shape:
+        input (N, C, H, W) or (C, H, W) -> output (N, C, Ho, Wo) or (C, Ho, Wo); indices
+        (int64, with return_indices) are flat positions in each H*W plane.
+    """
+    op = "adaptive_max_pool2d"
+    x, single = _batched(input, op)
+    if not backend.is_floating(x.dtype):
+        raise TypeError(f"{op}: expected a floating-point input, got {x.dtype}")
+    n, c, h, w = x.shape
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        output_size = tuple(s if o is None else o for o, s in zip(output_size, (h, w)))
+    ho, wo = _pair(output_size, "output_size", op)
+    if h == 0 or w == 0:
+        raise RuntimeError(f"{op}: input {tuple(input.shape)} has an empty spatial dim")
+    xp = x._xp
+    rows, cols = _adaptive_windows(xp, h, ho), _adaptive_windows(xp, w, wo)   # (Ho, kh), (Wo, kw)
+    kh, kw = rows.shape[1], cols.shape[1]
+    windows = x.index_select(2, Tensor._wrap(rows.reshape(-1)))
+    windows = windows.index_select(3, Tensor._wrap(cols.reshape(-1)))        # (N, C, Ho*kh, Wo*kw)
+    windows = windows.reshape(n, c, ho, kh, wo, kw).permute(0, 1, 2, 4, 3, 5)
+    y, offset = windows.reshape(n, c, ho, wo, kh * kw).max(dim=-1)
+    if single:
+        y = y.squeeze(0)
+    if not return_indices:
+        return y
+    off = offset._data                                                       # (N, C, Ho, Wo)
+    r = rows[xp.arange(ho)[:, None], off // kw]
+    q = cols[xp.arange(wo), off % kw]
+    flat = (r * w + q).astype(backend.int64)
+    indices = Tensor._wrap(flat)
+    return (y, indices.squeeze(0) if single else indices)

@@ -1,4 +1,5 @@
-"""Reductions: sum, mean, var, std, max/min (with or without dim), arg-reductions, logsumexp.
+"""Reductions: sum, mean, var, std, max/min (with or without dim), arg-reductions, logsumexp,
+prod, and the running sum cumsum.
 
 Shapes: ``x (*S)`` reduced over ``dim`` (an int, a tuple of ints, or None for all axes);
 ``keepdim=True`` keeps each reduced axis with size 1. Negative dims count from the end.
@@ -8,7 +9,7 @@ from __future__ import annotations
 from collections import namedtuple
 
 from shendu import backend
-from shendu.autograd import Function
+from shendu.autograd import Function, is_grad_enabled
 from shendu.tensor import Tensor
 
 MaxResult = namedtuple("max", ["values", "indices"])
@@ -164,7 +165,7 @@ def _max_min(x, dim, keepdim, largest):
         return Amax.apply(x, dims=tuple(range(x.ndim)), keepdim=False, largest=largest)
     (axis,) = normalize_dims(dim, x.ndim, op) or (0,)
     xp = x._xp
-    data = x.data if x.ndim else x.data.reshape(1)
+    data = x._data if x.ndim else x._data.reshape(1)
     indices = (xp.argmax if largest else xp.argmin)(data, axis=axis)
     values = MaxDim.apply(x if x.ndim else x.reshape(1), indices=indices, dim=axis,
                           keepdim=keepdim)
@@ -187,13 +188,13 @@ def _arg(x, dim, keepdim, largest):
     xp = x._xp
     fn = xp.argmax if largest else xp.argmin
     if dim is None:
-        out = fn(x.data.reshape(-1))
+        out = fn(x._data.reshape(-1))
         return Tensor._wrap(xp.asarray(out, dtype=backend.int64).reshape(
             (1,) * x.ndim if keepdim else ()))
     (axis,) = normalize_dims(dim, x.ndim, "argmax" if largest else "argmin") or (None,)
     if axis is None:  # a 0-d tensor: dim 0 / -1 is the tensor itself, index 0
         return Tensor._wrap(xp.zeros((), dtype=backend.int64))
-    out = fn(x.data, axis=axis)
+    out = fn(x._data, axis=axis)
     if keepdim:
         out = xp.expand_dims(out, axis)
     return Tensor._wrap(out.astype(backend.int64))
@@ -210,8 +211,8 @@ def argmin(x, dim=None, keepdim=False):
 def logsumexp(x, dim, keepdim=False):
     """log(sum(exp(x))) computed stably by factoring out the (detached) max."""
     dims = normalize_dims(dim, x.ndim, "logsumexp")
-    shift = Tensor._wrap(x.data.max(axis=dims, keepdims=True))
-    shift = Tensor._wrap(x._xp.where(x._xp.isfinite(shift.data), shift.data, 0))
+    shift = Tensor._wrap(x._data.max(axis=dims, keepdims=True))
+    shift = Tensor._wrap(x._xp.where(x._xp.isfinite(shift._data), shift._data, 0))
     out = (x - shift).exp().sum(dims, keepdim=True).log() + shift
     return out if keepdim else out.reshape(tuple(n for i, n in enumerate(out.shape)
                                                  if i not in dims))
@@ -219,9 +220,82 @@ def logsumexp(x, dim, keepdim=False):
 
 def all(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
     dims = normalize_dims(dim, x.ndim, "all")
-    return Tensor._wrap(x._xp.asarray(x.data.astype(bool).all(axis=dims, keepdims=keepdim)))
+    return Tensor._wrap(x._xp.asarray(x._data.astype(bool).all(axis=dims, keepdims=keepdim)))
 
 
 def any(x, dim=None, keepdim=False):  # noqa: A001 - torch's name
     dims = normalize_dims(dim, x.ndim, "any")
-    return Tensor._wrap(x._xp.asarray(x.data.astype(bool).any(axis=dims, keepdims=keepdim)))
+    return Tensor._wrap(x._xp.asarray(x._data.astype(bool).any(axis=dims, keepdims=keepdim)))
+
+
+class Cumsum(Function):
+    """Running sum along ``dim``; its adjoint is the running sum from the other end."""
+
+    uses_inputs = False
+
+    def forward(self, a, dim=0):
+        self.dim = dim
+        return backend.xp_of(a).cumsum(a, axis=dim)
+
+    def backward(self, grad):
+        return grad.flip((self.dim,)).cumsum(self.dim).flip((self.dim,))
+
+
+class Prod(Function):
+    """Product over one dim. d prod / d x_i = the product of the others: prod / x_i when no
+    factor is 0 (Tensor ops, twice differentiable); with zeros, left and right exclusive
+    running products on arrays (a first derivative only)."""
+
+    uses_output = True
+
+    def forward(self, a, dim=0, keepdim=False):
+        self.dim, self.keepdim = dim, keepdim
+        return a.prod(axis=dim, keepdims=keepdim)
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        d = self.dim
+        out = self.output
+        if not self.keepdim:
+            grad, out = grad.unsqueeze(d), out.unsqueeze(d)
+        xp = x._xp
+        if not bool((x._data == 0).any()):
+            return grad * out / x
+        if is_grad_enabled():
+            raise RuntimeError("ProdBackward: a second derivative of prod over an input with "
+                               "zeros is not supported")
+        data = xp.moveaxis(x._data, d, -1)
+        ones = xp.ones(data.shape[:-1] + (1,), dtype=data.dtype)
+        left = xp.cumprod(xp.concatenate([ones, data[..., :-1]], axis=-1), axis=-1)
+        right = xp.flip(xp.cumprod(xp.flip(xp.concatenate([data[..., 1:], ones], axis=-1),
+                                           axis=-1), axis=-1), axis=-1)
+        others = Tensor._wrap(xp.moveaxis(left * right, -1, d))
+        return grad * others
+
+
+def cumsum(x, dim, *, dtype=None):
+    """Running sum along ``dim`` (integers and bools accumulate in int64, as torch)."""
+    from shendu.ops.shape import _dim
+    if dtype is not None:
+        x = x.to(dtype)
+    elif x.dtype.kind in "biu":
+        x = x.to(backend.int64)
+    if x.ndim == 0:
+        return x.clone()
+    return Cumsum.apply(x, dim=_dim(dim, x.ndim, "cumsum"))
+
+
+def prod(x, dim=None, keepdim=False, *, dtype=None):
+    """Product of all elements, or over one ``dim``."""
+    from shendu.ops.shape import _dim
+    if dtype is not None:
+        x = x.to(dtype)
+    elif x.dtype.kind in "biu":
+        x = x.to(backend.int64)
+    if dim is None:
+        return Prod.apply(x.reshape(-1), dim=0, keepdim=False)
+    if isinstance(dim, (tuple, list)):
+        raise TypeError(f"prod: dim must be one int (torch's), got {dim!r}")
+    if x.ndim == 0:
+        return x.clone()
+    return Prod.apply(x, dim=_dim(dim, x.ndim, "prod"), keepdim=keepdim)

@@ -86,7 +86,7 @@ class RNNLayer(_Recurrence):
         return out
 
     def backward(self, grad):
-        g, out, w = grad.data, self.saved_out, self.inputs[2].data
+        g, out, w = grad._data, self.saved_out, self.inputs[2]._data
         xp = backend.xp_of(out)
         deriv = (out > 0).astype(out.dtype) if self.relu else 1 - out * out
         dpre = xp.empty_like(out)
@@ -141,7 +141,7 @@ class GRULayer(_Recurrence):
         return out
 
     def backward(self, grad):
-        g, out, w = grad.data, self.saved_out, self.inputs[2].data
+        g, out, w = grad._data, self.saved_out, self.inputs[2]._data
         xp = backend.xp_of(out)
         hidden = out.shape[-1]
         r, z = self.saved_rz[..., :hidden], self.saved_rz[..., hidden:]
@@ -220,7 +220,7 @@ class LSTMLayer(_Recurrence):
         return f4, xp
 
     def backward(self, grad):
-        g, w = grad.data, self.inputs[3].data
+        g, w = grad._data, self.inputs[3]._data
         length, hidden = self.saved_cells.shape[0], self.saved_cells.shape[-1]
         f4, xp = self._factors()
         gates, tanh_c = self.saved_gates, self.saved_tanh_c

@@ -115,7 +115,7 @@ class Pad(Function):
 def reshape(x, *shape):
     shape = _shape_arg(shape)
     try:
-        target = backend.xp_of(x.data).empty((x.numel(),), dtype=bool).reshape(shape).shape
+        target = backend.xp_of(x._data).empty((x.numel(),), dtype=bool).reshape(shape).shape
     except ValueError:
         raise RuntimeError(f"reshape: shape {list(shape)} is invalid for input of shape "
                            f"{tuple(x.shape)} ({x.numel()} elements)") from None

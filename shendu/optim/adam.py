@@ -83,7 +83,7 @@ class Adam(Optimizer):
                 decayed = param * weight_decay
                 decayed += grad
                 grad = decayed
-        exp_avg, exp_avg_sq = state["exp_avg"].data, state["exp_avg_sq"].data
+        exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
         scratch = xp.empty_like(param)  # the one temporary of the step
         lerp_(exp_avg, grad, 1.0 - beta1, scratch)
         xp.multiply(grad, 1.0 - beta2, out=scratch)  # torch's addcmul order: (value * g) * g
@@ -96,7 +96,7 @@ class Adam(Optimizer):
         step_size = lr / bias_correction1
         second = exp_avg_sq
         if group["amsgrad"]:
-            second = state["max_exp_avg_sq"].data
+            second = state["max_exp_avg_sq"]._data
             xp.maximum(second, exp_avg_sq, out=second)
         if step_size == 0.0:
             return

@@ -146,7 +146,7 @@ def _hvp_operator(loss, params):
     """Return (hvp, g): the flat gradient g and a function v -> H v on flat xp arrays."""
     grads = autograd.grad(loss, params, create_graph=True, allow_unused=True)
     xp = params[0]._xp
-    flat = [xp.zeros(p.numel(), dtype=p.dtype) if g is None else g.data.reshape(-1)
+    flat = [xp.zeros(p.numel(), dtype=p.dtype) if g is None else g._data.reshape(-1)
             for p, g in zip(params, grads)]
     g_flat = xp.concatenate(flat)
     # a gradient that is constant in every parameter (a linear loss) carries no graph
@@ -166,7 +166,7 @@ def _hvp_operator(loss, params):
         start = 0
         for p, h in zip(params, hv):
             if h is not None:
-                out[start:start + p.numel()] = h.data.reshape(-1)
+                out[start:start + p.numel()] = h._data.reshape(-1)
             start += p.numel()
         return out
 

@@ -150,7 +150,7 @@ class Optimizer:
                     # so a stale graph that saved p refuses to back-propagate through it
                     data = p._inplace(f"{type(self).__name__}.step")
                     state = self.state[p]
-                    self._update(data, p.grad.data, group, state)
+                    self._update(data, p.grad._data, group, state)
                     if not state:  # stateless updates (plain SGD) leave no entry, as torch
                         del self.state[p]
         return loss
@@ -218,7 +218,7 @@ def _cast_like(key, value, param):
     0-d array (torch keeps a float32 tensor there; a number needs no device or dtype).
     """
     if isinstance(value, Tensor):
-        value = value.data
+        value = value._data
     if key == "step" and backend.is_array(value):
         value = backend.to_numpy(value).item()
         return int(value) if float(value).is_integer() else value

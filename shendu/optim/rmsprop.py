@@ -70,13 +70,13 @@ class RMSprop(Optimizer):
             decayed = param * weight_decay
             decayed += grad
             grad = decayed
-        square_avg = state["square_avg"].data
+        square_avg = state["square_avg"]._data
         avg = xp.multiply(grad, 1.0 - alpha)  # torch's addcmul order: (value * g) * g
         avg *= grad
         square_avg *= alpha
         square_avg += avg
         if group["centered"]:
-            grad_avg = state["grad_avg"].data
+            grad_avg = state["grad_avg"]._data
             lerp_(grad_avg, grad, 1.0 - alpha, avg)
             xp.multiply(grad_avg, grad_avg, out=avg)
             xp.subtract(square_avg, avg, out=avg)
@@ -85,7 +85,7 @@ class RMSprop(Optimizer):
             xp.sqrt(square_avg, out=avg)
         avg += eps
         if momentum > 0:
-            buf = state["momentum_buffer"].data
+            buf = state["momentum_buffer"]._data
             buf *= momentum
             xp.divide(grad, avg, out=avg)
             buf += avg

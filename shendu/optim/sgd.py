@@ -67,9 +67,9 @@ class SGD(Optimizer):
                 buf = Tensor._wrap(grad.copy())
                 state["momentum_buffer"] = buf
             else:
-                data = buf.data
+                data = buf._data
                 data *= momentum
                 alpha = 1.0 - float(group["dampening"])
                 data += grad if alpha == 1.0 else grad * alpha
-            grad = grad + buf.data * momentum if group["nesterov"] else buf.data
+            grad = grad + buf._data * momentum if group["nesterov"] else buf._data
         param -= grad * lr

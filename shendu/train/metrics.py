@@ -22,9 +22,9 @@ def _predicted_labels(output, target, fn):
     output = _as_tensor(output, "output", fn)
     target = _as_tensor(target, "target", fn)
     if output.ndim == target.ndim + 1:
-        pred = output._xp.argmax(output.data, axis=1)
+        pred = output._xp.argmax(output._data, axis=1)
     elif output.ndim == target.ndim:
-        pred = output.data
+        pred = output._data
     else:
         raise ValueError(f"{fn}: expected output (N, C, *) with target (N, *), or predicted "
                          f"labels shaped like target; got output {output.shape} and target "
@@ -32,7 +32,7 @@ def _predicted_labels(output, target, fn):
     if tuple(pred.shape) != tuple(target.shape):
         raise ValueError(f"{fn}: predictions of shape {tuple(pred.shape)} (from output "
                          f"{output.shape}) do not match target {target.shape}")
-    return pred, target.data
+    return pred, target._data
 
 
 def accuracy(output, target) -> float:
@@ -67,8 +67,8 @@ def top_k_accuracy(output, target, k: int = 5) -> float:
         raise ValueError(f"top_k_accuracy: k must be an int in [1, C={output.shape[1]}], "
                          f"got {k!r}")
     xp = output._xp
-    top = xp.argsort(-output.data, axis=1, kind="stable")[:, :k]  # (N, k)
-    return float((top == target.data[:, None]).any(axis=1).mean())
+    top = xp.argsort(-output._data, axis=1, kind="stable")[:, :k]  # (N, k)
+    return float((top == target._data[:, None]).any(axis=1).mean())
 
 
 def confusion_matrix(output, target, num_classes: int | None = None) -> Tensor:
