@@ -18,6 +18,7 @@ import cProfile
 import io
 import pstats
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -96,24 +97,26 @@ def twins(name):
     return ours.train(), theirs.train()
 
 
-def stepper(lib, model, x, y):
-    """One SGD-momentum training step of ``model``; ``lib`` is shendu or torch, which spell
-    every call here the same way."""
+def stepper(lib, model, x, y, device="cpu"):
+    """One SGD-momentum training step of ``model`` on ``device``; ``lib`` is shendu or torch,
+    which spell every call here the same way. The step returns its loss."""
+    model.to(device)
     opt = lib.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     loss_fn = lib.nn.CrossEntropyLoss()
-    x, y = lib.from_numpy(x), lib.from_numpy(y)
+    x, y = lib.from_numpy(x).to(device), lib.from_numpy(y).to(device)
 
     def step():
         opt.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
+        return loss
     return step
 
 
 def timed(step):
     start = time.perf_counter()
-    step()
+    step().item()  # waits for a GPU to finish the step (on the CPU it is already done)
     return time.perf_counter() - start
 
 
@@ -137,17 +140,23 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg11_small"])
     parser.add_argument("--profile", action="store_true", help="show shendu's hot functions")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                        help="both frameworks on this device (cuda: shendu on CuPy, torch CUDA)")
     args = parser.parse_args()
+    if args.device == "cuda" and not shendu.cuda_available():
+        sys.exit("benchmarks/cnn.py: --device cuda needs CuPy and an NVIDIA GPU "
+                 "(pip install 'shendu[gpu]')")
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, args.batch_size).astype(np.int64)
     print(f"batch {args.batch_size} x 3 x 32 x 32, SGD momentum 0.9, torch threads "
-          f"{args.threads}, median of {args.steps} alternating steps")
+          f"{args.threads}, median of {args.steps} alternating steps, device {args.device}")
     print(f"{'model':12}{'shendu ms':>11}{'torch ms':>10}{'ratio':>7}")
     for name in args.models:
         ours, theirs = twins(name)
-        step_ours, step_theirs = stepper(shendu, ours, x, y), stepper(torch, theirs, x, y)
+        step_ours = stepper(shendu, ours, x, y, args.device)
+        step_theirs = stepper(torch, theirs, x, y, args.device)
         for _ in range(args.warmup):
             step_ours()
             step_theirs()

@@ -8,8 +8,9 @@ The public surface follows PyTorch: ``shendu.tensor``, ``shendu.zeros``, ``shend
 from shendu import autograd
 from shendu.autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
                              set_grad_enabled)
-from shendu.backend import (Generator, bool_, cuda_available, float16, float32, float64, int32,
-                            int64, manual_seed, uint8)
+from shendu.backend import (Generator, bool_, cuda_available, float16, float32, float64,
+                            get_default_device, int32, int64, manual_seed, set_default_device,
+                            uint8)
 from shendu.creation import (arange, as_tensor, empty, eye, from_numpy, full, full_like,
                              linspace, ones, ones_like, rand, rand_like, randint, randn,
                              randn_like, randperm, tensor, zeros, zeros_like)

@@ -218,7 +218,11 @@ def _topological_order(roots):
         stack.append((tensor, True))
         fn = tensor.grad_fn
         if fn is not None and fn.inputs:
-            for parent in fn.inputs:
+            # pushed last-first, so the first input (the data path) is explored first and the
+            # later ones (weights, biases) land right after their op in the reversed order:
+            # backward then reaches each layer's parameters as soon as it leaves the layer,
+            # which lets DistributedDataParallel start reducing them early
+            for parent in reversed(fn.inputs):
                 if parent is not None and parent.requires_grad and id(parent) not in visited:
                     stack.append((parent, False))
     return order
@@ -252,6 +256,9 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, capture=None,
             if fn is None:
                 if accumulate:
                     _accumulate_leaf(tensor, grad, handed_out)
+                    if tensor._post_accumulate_hooks:
+                        for hook in tensor._post_accumulate_hooks:
+                            hook(tensor)
                 continue
             if accumulate and tensor._retains_grad:
                 _accumulate_leaf(tensor, grad, handed_out)

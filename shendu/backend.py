@@ -38,10 +38,23 @@ def cuda_available() -> bool:
         return False
 
 
+_default_device = {"name": "cpu"}
+
+
+def set_default_device(device) -> None:
+    """Where creation functions put tensors when no ``device=`` is given (torch's
+    set_default_device); ``SHENDU_TEST_DEVICE=cuda`` runs the test suite this way."""
+    _default_device["name"] = "cpu" if device is None else normalize_device(device)
+
+
+def get_default_device() -> str:
+    return _default_device["name"]
+
+
 def normalize_device(device) -> str:
-    """Map None / "cpu" / "cuda" / "cuda:0" / Device to "cpu" or "cuda"."""
+    """Map None (the default device) / "cpu" / "cuda" / "cuda:0" to "cpu" or "cuda"."""
     if device is None:
-        return "cpu"
+        return _default_device["name"]
     name = str(device)
     if name == "cpu":
         return "cpu"
@@ -264,10 +277,11 @@ class Generator:
     """A seeded random source for one device (torch.Generator's role).
 
     Wraps numpy.random.Generator (PCG64) or cupy.random.Generator; every random draw in shendu
-    goes through one of these, never the global np.random functions.
+    goes through one of these, never the global np.random functions. ``device`` defaults to
+    the default device (``set_default_device``; 'cpu' unless changed).
     """
 
-    def __init__(self, device="cpu", seed=None):
+    def __init__(self, device=None, seed=None):
         self.device = normalize_device(device)
         self.manual_seed(seed)
 
@@ -311,6 +325,18 @@ def default_generator(device="cpu") -> Generator:
     if device not in _default_generators:
         _default_generators[device] = Generator(device)
     return _default_generators[device]
+
+
+def generator_for(generator, device, op) -> Generator:
+    """``generator`` (or the device's default one) after checking it draws on ``device``: a
+    CPU generator's draws mixed into GPU arrays would fail deep inside CuPy (torch refuses
+    the same mix)."""
+    if generator is None:
+        return default_generator(device)
+    if generator.device != device:
+        raise ValueError(f"{op}: generator is on {generator.device} but the tensor is on "
+                         f"{device}; pass a Generator(device={device!r})")
+    return generator
 
 
 def manual_seed(seed: int) -> Generator:

@@ -50,6 +50,7 @@ class TrainConfig:
     model_config: str | None = None  # KEY=VALUE[,KEY=VALUE...] overrides of the model's config
     lr_schedule: str = "none"  # per-batch 'cosine' decay to 0, or 'onecycle' (warm-up + decay)
     augment: str = "none"  # none, shift, flip, shift+flip; bare --augment: auto (see augmentation)
+    nproc: int = 1  # processes (MPI ranks) sharing each batch; > 1 re-runs under mpiexec
 
 
 def _flag(name):
@@ -244,9 +245,12 @@ def train(config: TrainConfig, log=print) -> dict:
     """Run ``shendu train``; returns {'test_accuracy', 'test_loss', 'out', 'epochs'}."""
     import shendu
     from shendu import nn
+    from shendu.distributed.launch import TrainingRun
     from shendu.train import (CSVLogger, EarlyStopping, LRScheduler, ModelCheckpoint,
                               ProgressBar, TerminateOnNaN, Trainer)
 
+    run = TrainingRun(config.nproc, config.batch_size)  # under mpiexec: this rank's part
+    log = run.log(log)
     shendu.manual_seed(config.seed)
     model = build_model(config)  # first: a bad --model-config fails before any file is written
     out = config.out
@@ -255,13 +259,17 @@ def train(config: TrainConfig, log=print) -> dict:
     elif out is None:
         out = os.path.join("runs", f"{config.model}-{config.dataset}-"
                                    f"{time.strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs(out, exist_ok=True)
+    out = run.shared(out)  # rank 0's timestamp
+    if run.is_main:
+        os.makedirs(out, exist_ok=True)
     train_set, val_set, test_set = load_data(config, log)
     optimizer = make_optimizer(config, model.parameters())
-    train_loader = _loader(train_set, config.batch_size, True, config.seed + 1)
+    train_loader = run.train_loader(train_set, config.seed + 1) if run.distributed else \
+        _loader(train_set, config.batch_size, True, config.seed + 1)
     schedule = make_schedule(config, optimizer, len(train_loader))
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(asdict(config), f, indent=2)
+    if run.is_main:
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(asdict(config), f, indent=2)
     log(f"{config.model}: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"{len(train_set):,} train / {len(val_set):,} val / {len(test_set):,} test; "
         f"writing to {out}")
@@ -275,12 +283,13 @@ def train(config: TrainConfig, log=print) -> dict:
                  ModelCheckpoint(os.path.join(out, "last.st"))]
     if schedule is not None:
         callbacks.append(LRScheduler(schedule, per="batch"))
-    trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
+    trainer = Trainer(run.wrap(model), optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
                       device=config.device)
     history = trainer.fit(train_loader, _loader(val_set, 1000), epochs=config.epochs,
                           resume_from=config.resume)
     test = trainer.evaluate(_loader(test_set, 1000))
-    plot_curves(history, os.path.join(out, "curves.png"), log)
+    if run.is_main:
+        plot_curves(history, os.path.join(out, "curves.png"), log)
     log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
         f"{len(test_set):,} test images, after {len(history.epoch)} "
         f"epoch{'s' if len(history.epoch) != 1 else ''}")
@@ -342,6 +351,9 @@ def main(argv=None) -> int:
         print(f"shendu {args.command}: {err}", file=sys.stderr)
         return 2
     try:
+        from shendu.distributed import launch
+        if launch.needs_relaunch(getattr(args, "nproc", 1), getattr(args, "batch_size", None)):
+            return launch.relaunch(sys.argv[1:] if argv is None else list(argv), args.nproc)
         if args.command == "train":
             names = {f.name for f in fields(TrainConfig)}
             config = TrainConfig(**{k: v for k, v in vars(args).items() if k in names})

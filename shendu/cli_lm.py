@@ -65,12 +65,13 @@ def add_lm_parser(sub):
 
 def run_lm(args, log=print):
     """Run the ``lm`` sub-command in ``args``; returns its result (a dict or the text)."""
+    from shendu.distributed import get_rank
     from shendu.lm import finetune_demo, load_pretrained, pretrain, sample_text
     if args.lm_command == "train":
         names = {f.name for f in fields(LMConfig)}
         config = LMConfig(**{k: v for k, v in vars(args).items() if k in names})
         result = pretrain(config, log=log)
-        if args.sample_chars > 0:
+        if args.sample_chars > 0 and get_rank() == 0:
             log("sample:\n" + sample_text(result["model"], result["vocab"], "\n",
                                           args.sample_chars, top_k=None, seed=config.seed))
         return result

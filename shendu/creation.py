@@ -14,8 +14,8 @@ def _to_array(data, dtype=None, device=None):
     dtype = backend.as_dtype(dtype)
     if isinstance(data, Tensor):
         data = data._data
-    if device is None:
-        device = backend.device_of(data) if backend.is_array(data) else "cpu"
+    if device is None and backend.device_of(data) == "cuda":
+        device = "cuda"  # GPU data stays there; host data goes to the default device
     device = backend.normalize_device(device)
     xp = backend.namespace(device)
     if backend.is_array(data):
@@ -126,7 +126,7 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 
 def _generator(generator, device):
-    return generator if generator is not None else backend.default_generator(device)
+    return backend.generator_for(generator, device, "random tensor creation")
 
 
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:

@@ -30,7 +30,7 @@ class Tensor(TensorMethods):
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_version", "_retains_grad",
-                 "_hooks", "__weakref__")
+                 "_hooks", "_post_accumulate_hooks", "__weakref__")
     __array_priority__ = 1000  # make numpy defer to Tensor in `ndarray + Tensor`
 
     def __init__(self, *args, device=None):
@@ -47,6 +47,7 @@ class Tensor(TensorMethods):
         self._version = 0
         self._retains_grad = False
         self._hooks = None
+        self._post_accumulate_hooks = None
 
     @classmethod
     def _wrap(cls, data, requires_grad=False):
@@ -62,6 +63,7 @@ class Tensor(TensorMethods):
         out._version = 0
         out._retains_grad = False
         out._hooks = None
+        out._post_accumulate_hooks = None
         return out
 
     # --- properties -----------------------------------------------------------------------
@@ -271,6 +273,20 @@ class Tensor(TensorMethods):
             self._hooks = []
         self._hooks.append(hook)
         hooks = self._hooks
+        return _RemovableHandle(lambda: hooks.remove(hook) if hook in hooks else None)
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` on a leaf tensor after backward has accumulated its gradient
+        into ``.grad`` (torch's name); DistributedDataParallel starts reducing a bucket of
+        gradients from these. Returns a handle whose ``remove()`` unregisters it."""
+        if not self.requires_grad or not self.is_leaf:
+            raise RuntimeError("register_post_accumulate_grad_hook: only leaf tensors that "
+                               f"require grad accumulate gradients; this one (shape {self.shape})"
+                               f" is {'not a leaf' if not self.is_leaf else 'not requiring grad'}")
+        if self._post_accumulate_hooks is None:
+            self._post_accumulate_hooks = []
+        hooks = self._post_accumulate_hooks
+        hooks.append(hook)
         return _RemovableHandle(lambda: hooks.remove(hook) if hook in hooks else None)
 
     # --- in-place updates (no graph: optimizers, init, masking of non-grad tensors) -------

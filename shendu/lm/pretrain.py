@@ -56,6 +56,7 @@ class LMConfig:
     num_layers: int = 1
     seed: int = 0
     out: str | None = None  # None: runs/lm-<model>-<timestamp>
+    nproc: int = 1  # processes (MPI ranks) sharing each batch; > 1 re-runs under mpiexec
 
 
 def lm_loss(logits, targets):
@@ -254,8 +255,11 @@ def pretrain(config: LMConfig, text=None, log=print) -> dict:
         {'model', 'vocab', 'spec', 'best_val_loss', 'steps', 'history', 'out', 'elapsed'}
     """
     from shendu import Generator, manual_seed
+    from shendu.distributed.launch import TrainingRun
     from shendu.train import CSVLogger, EarlyStopping, ModelCheckpoint, TerminateOnNaN
     _check_config(config)
+    run = TrainingRun(config.nproc, config.batch_size, "lm train")  # this rank's part
+    log = run.log(log)
     manual_seed(config.seed)
     text = load_text(config.data) if text is None else text
     vocab = CharVocab(text)
@@ -270,11 +274,15 @@ def pretrain(config: LMConfig, text=None, log=print) -> dict:
         optimizer = Adam(model.parameters(), lr=lr)
     out = config.out or os.path.join("runs", f"lm-{config.model}-"
                                              f"{time.strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "config.json"), "w") as f:
-        json.dump(asdict(config), f, indent=2)
-    train_batches = SequenceBatches(train_ids, config.block_size, config.batch_size,
-                                    generator=Generator(seed=config.seed + 1),
+    out = run.shared(out)  # rank 0's timestamp
+    if run.is_main:
+        os.makedirs(out, exist_ok=True)
+        with open(os.path.join(out, "config.json"), "w") as f:
+            json.dump(asdict(config), f, indent=2)
+    # each rank draws its share of the global batch from a stream of its own
+    stream = Generator(seed=config.seed + 1 + 10_000 * run.rank)
+    train_batches = SequenceBatches(train_ids, config.block_size, run.batch_size,
+                                    generator=stream,
                                     num_batches=config.eval_interval)
     held_out = SequenceBatches(val_ids, config.block_size, config.batch_size,
                                generator=Generator(seed=config.seed + 2))
@@ -290,16 +298,17 @@ def pretrain(config: LMConfig, text=None, log=print) -> dict:
                  EarlyStopping(patience=config.patience, restore_best_weights=True),
                  CSVLogger(os.path.join(out, "history.csv")),
                  ModelCheckpoint(os.path.join(out, "best.st"), save_best_only=True)]
-    trainer = LMTrainer(model, optimizer, lm_loss, callbacks=callbacks, meta=meta,
+    trainer = LMTrainer(run.wrap(model), optimizer, lm_loss, callbacks=callbacks, meta=meta,
                         grad_clip_norm=config.grad_clip or None)
     rounds = -(-config.max_steps // config.eval_interval)
     start = time.perf_counter()
     history = trainer.fit(train_batches, val_batches, epochs=rounds)
     elapsed = time.perf_counter() - start
     best = min(history.history.get("val_loss", [math.nan]))
-    save_pretrained(os.path.join(out, "model.st"), model, vocab, spec, step=trainer.steps,
-                    val_loss=best)
-    plot_curves(history, os.path.join(out, "curves.png"), log)
+    if run.is_main:
+        save_pretrained(os.path.join(out, "model.st"), model, vocab, spec, step=trainer.steps,
+                        val_loss=best)
+        plot_curves(history, os.path.join(out, "curves.png"), log)
     log(f"best validation loss {best:.4f} nats/char after {trainer.steps} steps "
         f"({elapsed:.0f}s); weights in {os.path.join(out, 'model.st')}")
     return {"model": model, "vocab": vocab, "spec": spec, "best_val_loss": best,

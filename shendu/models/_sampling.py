@@ -56,8 +56,7 @@ def sample_next(logits, temperature=1.0, top_k=None, generator=None):
         z = xp.where(z < kth, -math.inf, z)  # ties with the k-th value are all kept, as torch
     z = z - z.max(axis=-1, keepdims=True)
     cdf = xp.cumsum(xp.exp(z), axis=-1)  # (B, V)
-    gen = generator if generator is not None else \
-        backend.default_generator(backend.device_of(x))
+    gen = backend.generator_for(generator, backend.device_of(x), "sample")
     u = gen.random((z.shape[0], 1), z.dtype) * cdf[:, -1:]  # (B, 1)
     ids = xp.minimum((cdf <= u).sum(axis=-1, keepdims=True), vocab - 1)
     return Tensor._wrap(ids.astype(backend.int64))

@@ -64,7 +64,7 @@ def _write(tensor, array):
 
 
 def _gen(tensor, generator):
-    return generator if generator is not None else backend.default_generator(tensor.device)
+    return backend.generator_for(generator, tensor.device, "nn.init")
 
 
 def _float_dtype(tensor):

@@ -173,6 +173,9 @@ def _class_weight(weight, n_classes, x, op):
 
 def _check_index_target(x, target, ignore_index, op):
     expected = x.shape[:1] + x.shape[2:]
+    if target.device != x.device:
+        raise ValueError(f"{op}: target is on {target.device} but input is on {x.device}; "
+                         "move both to one device")
     if target.dtype.kind not in "iu":
         raise TypeError(f"{op}: a class-index target must be an integer tensor (int64), got "
                         f"{target.dtype} target of shape {target.shape} for input {x.shape}; "

@@ -160,11 +160,7 @@ def _dropout_mask(input, p, shape, generator, op):
     xp = input._xp
     if p == 1.0:
         return xp.zeros(shape, dtype=input.dtype)
-    if generator is None:
-        generator = backend.default_generator(input.device)
-    elif generator.device != input.device:
-        raise ValueError(f"{op}: generator is on {generator.device} but input is on "
-                         f"{input.device}")
+    generator = backend.generator_for(generator, input.device, op)
     keep = generator.random(shape, input.dtype) >= p
     mask = keep.astype(input.dtype)
     mask *= 1.0 / (1.0 - p)

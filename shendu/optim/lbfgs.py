@@ -87,7 +87,7 @@ class LBFGS(Optimizer):
     def _flat_grad(self):
         xp = self._params[0]._xp
         return xp.concatenate([xp.zeros(p.numel(), dtype=p.dtype) if p.grad is None
-                               else p.grad.data.reshape(-1) for p in self._params])
+                               else p.grad._data.reshape(-1) for p in self._params])
 
     def _add_grad(self, step_size, update):
         offset = 0
@@ -97,7 +97,7 @@ class LBFGS(Optimizer):
             offset += p.numel()
 
     def _clone_params(self):
-        return [p.data.copy() for p in self._params]
+        return [p._data.copy() for p in self._params]
 
     def _set_params(self, arrays):
         for p, array in zip(self._params, arrays):
@@ -221,7 +221,7 @@ def _evaluate(closure):
 
 
 def _array(value):
-    return value.data if isinstance(value, Tensor) else value
+    return value._data if isinstance(value, Tensor) else value
 
 
 def _two_loop(flat_grad, old_dirs, old_stps, ro, h_diag):

@@ -19,9 +19,12 @@ class Callback:
 
     ``order`` sorts callbacks (stable, ascending) so that savers run after the callbacks whose
     state they save; callbacks with ``state_dict``/``load_state_dict`` are checkpointed.
+    ``rank_zero_only`` callbacks (files, progress output) run only on rank 0 of a distributed
+    job (``shendu.distributed``); the others run on every rank.
     """
 
     order = 0
+    rank_zero_only = False
 
     def __init__(self):
         self.trainer = None
@@ -67,6 +70,8 @@ class CallbackList:
                 raise TypeError(f"CallbackList: expected Callback instances, got "
                                 f"{type(cb).__name__}")
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
+        from shendu.distributed import get_rank
+        self._active = [cb for cb in self.callbacks if not cb.rank_zero_only or get_rank() == 0]
         if trainer is not None:
             self.set_trainer(trainer)
         if params is not None:
@@ -91,7 +96,7 @@ class CallbackList:
             raise AttributeError(f"CallbackList has no attribute {name!r}")
 
         def fan_out(*args, **kwargs):
-            for cb in self.callbacks:
+            for cb in self._active:
                 getattr(cb, name)(*args, **kwargs)
         return fan_out
 
@@ -223,6 +228,7 @@ class ModelCheckpoint(MonitorCallback):
     """
 
     order = 100  # after the callbacks whose state (scheduler, early stopping) it saves
+    rank_zero_only = True
 
     def __init__(self, path, monitor="val_loss", mode="auto", save_best_only=False):
         super().__init__(monitor, mode)

@@ -8,6 +8,7 @@ import os
 import sys
 import time
 
+from shendu.distributed import get_world_size
 from shendu.train.callbacks import Callback
 
 
@@ -19,6 +20,8 @@ class CSVLogger(Callback):
         separator: field separator. Defaults to ','.
         append: keep existing rows (for resumed runs) instead of truncating. Defaults to False.
     """
+
+    rank_zero_only = True
 
     def __init__(self, path, separator=",", append=False):
         super().__init__()
@@ -65,6 +68,7 @@ class ProgressBar(Callback):
     """
 
     order = -100
+    rank_zero_only = True
 
     def __init__(self, file=None, use_tqdm=None):
         super().__init__()
@@ -98,15 +102,19 @@ class ProgressBar(Callback):
         if self._bar is not None:
             elapsed = max(time.perf_counter() - self._start, 1e-9)
             self._bar.set_postfix(loss=f"{self._loss_sum / self._seen:.4f}",
-                                  samples_s=f"{self._seen / elapsed:.0f}", refresh=False)
+                                  samples_s=f"{self._rate(elapsed):.0f}", refresh=False)
             self._bar.update(1)
+
+    def _rate(self, seconds):
+        # under DistributedDataParallel every rank trains on as many samples as this one
+        return self._seen * get_world_size() / seconds
 
     def on_epoch_end(self, epoch, logs=None):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
         elapsed = time.perf_counter() - self._start
-        rate = self._seen / max(self._train_time, 1e-9)
+        rate = self._rate(max(self._train_time, 1e-9))
         print(f"epoch {epoch + 1}/{self.params.get('epochs', '?')} - {elapsed:.1f}s - "
               f"{rate:.0f} samples/s - {_format_logs(logs or {})}",
               file=self._out(), flush=True)
@@ -139,6 +147,8 @@ class TensorBoard(Callback):
         log_dir: folder for the event files (``tensorboard --logdir`` it).
         log_batches: also log each training batch's loss. Defaults to False.
     """
+
+    rank_zero_only = True
 
     def __init__(self, log_dir, log_batches=False):
         super().__init__()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 
-from shendu import autograd, backend
+from shendu import autograd, backend, distributed
 from shendu.ops.loss import l1_penalty, l2_penalty
 from shendu.optim import Newton
 from shendu.tensor import Tensor
@@ -169,6 +169,8 @@ class Trainer:
         if callback_states is not None:
             self._load_callback_states(callback_states)
         for epoch in range(initial_epoch, epochs):
+            if hasattr(getattr(train_loader, "sampler", None), "set_epoch"):
+                train_loader.sampler.set_epoch(epoch)  # a DistributedSampler reshuffles
             logs = self._train_epoch(train_loader, epoch)
             if val_loader is not None:
                 val_logs = self.evaluate(val_loader)
@@ -176,7 +178,7 @@ class Trainer:
             logs["time"] = time.perf_counter() - self._epoch_start
             self.history.append(epoch, logs)
             self.callbacks.on_epoch_end(epoch, logs)
-            if self.stop_training:
+            if distributed.any_rank(self.stop_training):  # ranks stop together or not at all
                 break
         self.callbacks.on_train_end()
         return self.history
@@ -198,11 +200,13 @@ class Trainer:
             self._update_metrics(running, output, y, n)
             self.callbacks.on_train_batch_end(batch, {"batch": batch, "size": n,
                                                       "loss": loss_value})
-            if self.stop_training:
+            if distributed.any_rank(self.stop_training):
+                self.stop_training = True
                 break
         self.model.eval()
         logs = {"loss": loss_mean.value}
         logs.update({name: m.value for name, m in running.items()})
+        logs = distributed.average_scalars(logs)  # each rank saw its share of the samples
         logs["lr"] = float(lr)
         return logs
 
@@ -280,11 +284,17 @@ class Trainer:
         for i, cb in enumerate(self.callbacks):
             if hasattr(cb, "state_dict"):
                 states[f"{i}:{type(cb).__name__}"] = cb.state_dict()
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+        return {"model": self._bare_model().state_dict(), "optimizer": self.optimizer.state_dict(),
                 "epoch": int(epoch),
                 "history": {"history": self.history.history, "epoch": self.history.epoch},
                 "rng": {k: g.get_state() for k, g in self._generators().items()},
                 "callbacks": states}
+
+    def _bare_model(self):
+        """The model without its DistributedDataParallel wrapper, whose state_dict loads into
+        the same architecture in a single process."""
+        wrapped = isinstance(self.model, distributed.DistributedDataParallel)
+        return self.model.module if wrapped else self.model
 
     def save_checkpoint(self, path, epoch):
         from shendu.serialization import save
@@ -302,7 +312,7 @@ class Trainer:
             if key not in state:
                 raise ValueError(f"Trainer.load_checkpoint: {path!r} is not a Trainer checkpoint "
                                  f"(missing {key!r}; has {sorted(state)})")
-        self.model.load_state_dict(state["model"])
+        self._bare_model().load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.history = History(state["history"]["history"], state["history"]["epoch"])
         gens = self._generators()
