@@ -51,6 +51,10 @@ class TrainConfig:
     lr_schedule: str = "none"  # per-batch 'cosine' decay to 0, or 'onecycle' (warm-up + decay)
     augment: str = "none"  # none, shift, flip, shift+flip; bare --augment: auto (see augmentation)
     nproc: int = 1  # processes (MPI ranks) sharing each batch; > 1 re-runs under mpiexec
+    adversarial_eps: float = 0.0  # > 0: PGD adversarial training (Madry) at this L-inf budget
+    adversarial_steps: int = 7  # PGD steps per training batch (step 2.5 * eps / steps)
+    adversarial_ramp: int = 0  # batches over which the PGD budget grows linearly to its eps
+    doctor: str = "none"  # bare --doctor: diagnose the run; 'repair': also treat it (cli_doctor)
 
 
 def _flag(name):
@@ -71,6 +75,10 @@ def add_train_arguments(parser):
         if f.name == "augment":  # a bare --augment picks what suits the dataset
             parser.add_argument(_flag(f.name), nargs="?", const="auto", default=default,
                                 choices=AUGMENTATIONS, help=f"default: {default}; bare: auto")
+            continue
+        if f.name == "doctor":  # a bare --doctor diagnoses; --doctor repair also treats
+            parser.add_argument(_flag(f.name), nargs="?", const="on", default=default,
+                                choices=("none", "on", "repair"), help="bare: on")
             continue
         kind = {"int": int, "float": float}.get(f.type.split(" |")[0], str)
         parser.add_argument(_flag(f.name), type=kind, default=default,
@@ -253,6 +261,8 @@ def train(config: TrainConfig, log=print) -> dict:
     log = run.log(log)
     shendu.manual_seed(config.seed)
     model = build_model(config)  # first: a bad --model-config fails before any file is written
+    from shendu.cli_viz import training_attack
+    attack = training_attack(config)  # --adversarial-* are checked before anything is written
     out = config.out
     if out is None and config.resume is not None:
         out = os.path.dirname(os.path.abspath(config.resume))  # keep adding to the same run
@@ -283,13 +293,16 @@ def train(config: TrainConfig, log=print) -> dict:
                  ModelCheckpoint(os.path.join(out, "last.st"))]
     if schedule is not None:
         callbacks.append(LRScheduler(schedule, per="batch"))
+    from shendu.cli_doctor import add_doctor, finish_doctor
+    callbacks, doctor = add_doctor(config, callbacks, log)
     trainer = Trainer(run.wrap(model), optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
-                      device=config.device)
+                      device=config.device, adversarial=attack)
     history = trainer.fit(train_loader, _loader(val_set, 1000), epochs=config.epochs,
                           resume_from=config.resume)
     test = trainer.evaluate(_loader(test_set, 1000))
     if run.is_main:
         plot_curves(history, os.path.join(out, "curves.png"), log)
+        finish_doctor(doctor, out, log)
     log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
         f"{len(test_set):,} test images, after {len(history.epoch)} "
         f"epoch{'s' if len(history.epoch) != 1 else ''}")
@@ -297,23 +310,32 @@ def train(config: TrainConfig, log=print) -> dict:
             "epochs": len(history.epoch)}
 
 
-def evaluate(args, log=print) -> dict:
-    """Run ``shendu eval``: the test accuracy of a checkpoint written by ``shendu train``."""
-    from shendu import nn, serialization
-    from shendu.train import Trainer
-
+def load_run(args):
+    """(model, config) of ``args.checkpoint`` written by ``shendu train``: the run's
+    config.json beside it, with any of --model/--dataset/--data-dir/--limit-test/--subset in
+    ``args`` overriding it."""
+    from shendu import serialization
     saved = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "config.json")
     config = TrainConfig()
     if os.path.exists(saved):
         with open(saved) as f:
             config = TrainConfig(**json.load(f))
     for name in ("model", "dataset", "data_dir", "limit_test"):
-        if getattr(args, name) is not None:
+        if getattr(args, name, None) is not None:
             setattr(config, name, getattr(args, name))
-    config.subset = config.subset or args.subset
+    config.subset = config.subset or getattr(args, "subset", False)
     state = serialization.load(args.checkpoint)
     model = build_model(config)
     model.load_state_dict(state["model"] if "model" in state else state)
+    return model, config
+
+
+def evaluate(args, log=print) -> dict:
+    """Run ``shendu eval``: the test accuracy of a checkpoint written by ``shendu train``."""
+    from shendu import nn
+    from shendu.train import Trainer
+
+    model, config = load_run(args)
     test_set = load_data(config, log)[2]
     trainer = Trainer(model, None, nn.CrossEntropyLoss(), device=args.device)
     test = trainer.evaluate(_loader(test_set, 1000))
@@ -338,6 +360,10 @@ def build_parser():
     ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     from shendu.cli_lm import add_lm_parser
     add_lm_parser(sub)
+    from shendu.cli_viz import add_viz_parser
+    add_viz_parser(sub)
+    from shendu.cli_doctor import add_doctor_parser
+    add_doctor_parser(sub)
     return parser
 
 
@@ -363,6 +389,12 @@ def main(argv=None) -> int:
         elif args.command == "lm":
             from shendu.cli_lm import run_lm
             run_lm(args, log)
+        elif args.command == "viz":
+            from shendu.cli_viz import run_viz
+            run_viz(args, log)
+        elif args.command == "doctor":
+            from shendu.cli_doctor import run_doctor
+            run_doctor(args, log)
     except (FileNotFoundError, ValueError) as err:
         print(f"shendu {args.command}: {err}", file=sys.stderr)
         return 2

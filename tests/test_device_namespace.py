@@ -78,7 +78,7 @@ def test_models_train_on_a_device_namespace_like_on_numpy(fake_gpu, name, optimi
 def test_the_fake_refuses_host_arrays(fake_gpu):
     device = shendu.ones(3, device="cuda")
     with pytest.raises(TypeError, match="host numpy.ndarray"):
-        device.data + np.ones(3)
+        device._data + np.ones(3)
 
 
 def test_a_cpu_generator_for_device_tensors_is_refused_by_name(fake_gpu):

@@ -64,6 +64,10 @@ class Trainer:
         grad_clip_value: clamp every gradient element to [-v, v]. Defaults to None.
         l1: weight of the L1 penalty l1 * sum|w|. Defaults to 0.
         l2: weight of the L2 penalty l2 * sum(w^2). Defaults to 0.
+        adversarial: ``attack(model, x, y) -> x_adv`` applied to every training batch before
+            the step (e.g. ``shendu.viz.PGD(eps=0.3)``: Madry et al.'s adversarial
+            training; the logged training metrics are then on the attacked batches).
+            Defaults to None. Concept: N6.2.
 
     The penalties cover weight tensors only (parameters with ndim >= 2), never biases or norm
     scales, and are added to the loss that is back-propagated; the logged ``loss`` is the data
@@ -82,13 +86,18 @@ class Trainer:
     """
 
     def __init__(self, model, optimizer, loss_fn, callbacks=None, metrics=("accuracy",),
-                 device="cpu", grad_clip_norm=None, grad_clip_value=None, l1=0.0, l2=0.0):
+                 device="cpu", grad_clip_norm=None, grad_clip_value=None, l1=0.0, l2=0.0,
+                 adversarial=None):
         if l1 < 0 or l2 < 0:
             raise ValueError(f"Trainer: l1 and l2 must be >= 0, got l1={l1}, l2={l2}")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
         self.device = backend.normalize_device(device)
         self.metrics = [get_metric(m) for m in (metrics or ())]
         self.l1, self.l2 = float(l1), float(l2)
+        if adversarial is not None and not callable(adversarial):
+            raise TypeError(f"Trainer: adversarial must be a callable attack(model, x, y), got "
+                            f"{type(adversarial).__name__}")
+        self.adversarial = adversarial
         callbacks = list(callbacks or [])
         if grad_clip_norm is not None or grad_clip_value is not None:
             callbacks.append(GradientClipping(grad_clip_norm, grad_clip_value))
@@ -193,6 +202,8 @@ class Trainer:
             self.callbacks.on_train_batch_begin(batch)
             x, y = _split_batch(data, "fit")
             x, y = self._to_device(x), self._to_device(y)
+            if self.adversarial is not None:
+                x = self.adversarial(self.model, x, y)
             output, loss = self.train_step(x, y, batch)
             n = _batch_size(x)
             loss_value = float(loss.item())
