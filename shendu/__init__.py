@@ -16,6 +16,10 @@ from shendu.creation import (arange, as_tensor, empty, eye, from_numpy, full, fu
                              randn_like, randperm, tensor, zeros, zeros_like)
 from shendu.ops import *  # noqa: F401,F403 - the op set is the public API
 from shendu.tensor import Tensor
+from shendu.devices import device
+from shendu.legacy import (BoolTensor, ByteTensor, DoubleTensor, FloatTensor, HalfTensor,
+                           IntTensor, LongTensor)
+from shendu.threads import get_num_threads, set_num_threads
 
 bool = bool_  # noqa: A001 - torch's spelling: shendu.bool
 long = int64
@@ -27,3 +31,4 @@ __version__ = "0.1.0"
 
 from shendu import nn, optim  # noqa: E402 - they build on the names above
 from shendu.serialization import load, save  # noqa: E402 - checkpoint I/O, no pickle
+from shendu import accelerator, backends, cuda, utils  # noqa: E402 - torch's module names

@@ -15,6 +15,8 @@ from shendu.tensor_methods import TensorMethods
 _ndarray_cpu = backend.ndarray_cpu
 _new = object.__new__
 
+from shendu import devices as _devices  # noqa: E402 - Tensor.device's type
+
 
 class Tensor(TensorMethods):
     """An n-dimensional array that records the ops applied to it for back-propagation.
@@ -31,10 +33,11 @@ class Tensor(TensorMethods):
                  "_hooks", "_post_accumulate_hooks", "__weakref__")
     __array_priority__ = 1000  # make numpy defer to Tensor in `ndarray + Tensor`
 
-    def __init__(self, data, dtype=None, device=None, requires_grad=False):
-        from shendu.creation import _to_array
+    def __init__(self, *args, device=None):
+        """``Tensor(data)`` or ``Tensor(*sizes)``: always float32, as torch.Tensor (see legacy)."""
+        from shendu.legacy import legacy_array
 
-        self._init(_to_array(data, dtype, device), requires_grad)
+        self._init(legacy_array(args, backend.default_float, device, "Tensor"), False)
 
     def _init(self, data, requires_grad):
         self._data = data
@@ -89,8 +92,9 @@ class Tensor(TensorMethods):
         return self._data.dtype
 
     @property
-    def device(self) -> str:
-        return backend.device_of(self._data)
+    def device(self):
+        """A ``shendu.device`` ("cpu" or "cuda"), which is also a plain string."""
+        return _devices.of(backend.device_of(self._data))
 
     @property
     def ndim(self) -> int:

@@ -67,7 +67,7 @@ def test_nested_checkpoint_round_trip_is_exact(tmp_path, fmt):
 def test_bare_tensor_and_numpy_values(tmp_path, fmt):
     t = shendu.arange(6, dtype=shendu.float64).reshape(2, 3).T  # non-contiguous source
     shendu.save(t, tmp_path / "t", format=fmt)
-    _assert_same(shendu.Tensor(t.numpy().copy()), shendu.load(tmp_path / "t"))
+    _assert_same(shendu.tensor(t.numpy().copy()), shendu.load(tmp_path / "t"))
     shendu.save({"w": np.ones(3, dtype=np.float32), "lr": np.float32(0.5)}, tmp_path / "n",
                 format=fmt)
     out = shendu.load(tmp_path / "n")

@@ -30,6 +30,46 @@ class Dataset:
         return ConcatDataset([self, other])
 
 
+class IterableDataset(Dataset):
+    """A stream of samples: subclasses define ``__iter__`` (torch.utils.data.IterableDataset).
+
+    A DataLoader batches the stream in order (no sampler, no shuffle). Loading it in worker
+    processes is not supported: each worker would need its own shard of the stream.
+    """
+
+    def __iter__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __iter__")
+
+    def __len__(self):
+        raise TypeError(f"{type(self).__name__} is a stream without a length; define __len__ "
+                        "to give it one")
+
+    def __getitem__(self, index):
+        raise TypeError(f"{type(self).__name__} is an IterableDataset: iterate over it instead "
+                        "of indexing it")
+
+    def __add__(self, other):
+        return ChainDataset([self, other])
+
+
+class ChainDataset(IterableDataset):
+    """Several IterableDatasets one after another."""
+
+    def __init__(self, datasets):
+        self.datasets = list(datasets)
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise TypeError(f"ChainDataset: expected IterableDatasets, got "
+                                f"{type(d).__name__}")
+
+    def __iter__(self):
+        for d in self.datasets:
+            yield from d
+
+    def __len__(self):
+        return sum(len(d) for d in self.datasets)
+
+
 def check_index(index, length, who):
     """Resolve a possibly negative int index, raising IndexError by name when out of range."""
     if isinstance(index, Tensor):
