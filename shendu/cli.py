@@ -235,12 +235,15 @@ def check_resume(config, model):
 
 # --- data -------------------------------------------------------------------------------------
 
-def load_data(config, log):
-    """(train, val, test) datasets; tells the user when the shipped subset is used."""
+def load_data(config, log, normalize=None):
+    """(train, val, test) datasets; tells the user when the shipped subset is used.
+
+    ``normalize`` is (mean, std) for the images, by default the dataset's (NORMALIZE); eval
+    passes the pair stored in the checkpoint."""
     from shendu import Generator
     from shendu.data import MNIST, FashionMNIST, Subset, random_split, transforms
     augment = augmentation(config) if config.augment != "none" else None  # bad flags fail first
-    mean, std = NORMALIZE[config.dataset]
+    mean, std = normalize if normalize is not None else NORMALIZE[config.dataset]
     tf = transforms.Normalize(mean, std)
 
     def load(train, transform):
@@ -554,7 +557,9 @@ def evaluate(args, log=print) -> dict:
     except (RuntimeError, KeyError, ValueError) as err:
         raise ValueError(f"{args.checkpoint} does not fit --model {config.model}: "
                          f"{_one_line(err)}") from None
-    test_set = load_data(config, log)[2]
+    same_data = args.dataset is None or not isinstance(meta, dict)
+    normalize = meta.get("normalize") if same_data and isinstance(meta, dict) else None
+    test_set = load_data(config, log, normalize)[2]
     trainer = Trainer(model, None, nn.CrossEntropyLoss(), device=args.device)
     test = trainer.evaluate(_loader(test_set, 1000))
     log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
