@@ -110,7 +110,8 @@ def run_lm(args, log=print):
                      else "no evaluation finished, so no checkpoint was written")
             raise Interrupted(f"interrupted; {where}") from None
         if args.sample_chars > 0:
-            log("sample:\n" + sample_text(result["model"], result["vocab"], "\n",
+            # sampled on the CPU: the prompt ids and the seeded generator live there
+            log("sample:\n" + sample_text(result["model"].cpu(), result["vocab"], "\n",
                                           args.sample_chars, top_k=None, seed=config.seed))
         return result
     if args.lm_command == "sample":
