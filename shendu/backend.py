@@ -86,8 +86,11 @@ def is_array(obj) -> bool:
     return isinstance(obj, np.ndarray) or (_cupy is not None and isinstance(obj, _cupy.ndarray))
 
 
-def as_dtype(dtype):
-    """Normalize a user dtype (shendu dtype, numpy dtype, str, Python type) to np.dtype."""
+def as_dtype(dtype, op="dtype"):
+    """Normalize a user dtype (shendu dtype, numpy dtype, str, Python type) to np.dtype.
+
+    ``op`` names the caller in the error raised for something that is not a dtype (a device
+    name like 'tpu', say); a device is the other thing ``.to()`` accepts, hence the hint."""
     if dtype is None:
         return None
     if dtype is float:
@@ -96,7 +99,11 @@ def as_dtype(dtype):
         return int64
     if dtype is bool:
         return bool_
-    return np.dtype(dtype)
+    try:
+        return np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: {dtype!r} is neither a dtype (e.g. shendu.float32, 'float64', "
+                        "int) nor a device ('cpu' or 'cuda')") from None
 
 
 def infer_dtype(data):

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 DATASETS = ("fashion-mnist", "mnist")
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -55,6 +55,42 @@ class TrainConfig:
     adversarial_steps: int = 7  # PGD steps per training batch (step 2.5 * eps / steps)
     adversarial_ramp: int = 0  # batches over which the PGD budget grows linearly to its eps
     doctor: str = "none"  # bare --doctor: diagnose the run; 'repair': also treat it (cli_doctor)
+    tensorboard: bool = False  # also write TensorBoard event files to <out>/tensorboard
+
+
+# what each flag means, for --help (the defaults are added from TrainConfig)
+HELP = {
+    "model": "the network to train (models that fit 28x28 grey images: see below)",
+    "dataset": "which 10-class 28x28 image set to train on",
+    "data_dir": "folder holding the four IDX files; without it the system copy is used, or "
+                "the subset shipped with shendu when none is found",
+    "subset": "train on the small Fashion-MNIST subset shipped with shendu",
+    "optimizer": "the optimizer", "lr": "learning rate (default: 0.05 for sgd, 1e-3 otherwise)",
+    "momentum": "momentum of sgd and rmsprop",
+    "weight_decay": "weight decay (default: the optimizer's own)",
+    "batch_size": "training images per step", "epochs": "passes over the training set",
+    "patience": "epochs without a better --monitor before stopping early",
+    "monitor": "the validation metric that picks best.st and the weights kept at the end",
+    "val_size": "training images held out for validation (at most a tenth of the set)",
+    "seed": "seed of every random stream (split, shuffling, initialisation, augmentation)",
+    "device": "where to compute", "out": "output folder (default: runs/<model>-<dataset>-<time>)",
+    "limit_train": "train on only the first N training images",
+    "limit_test": "score only the first N test images",
+    "resume": "continue the run saved in this checkpoint (its last.st)",
+    "model_config": "KEY=VALUE[,KEY=VALUE...] overrides of the model's config",
+    "lr_schedule": "per-batch learning-rate schedule",
+    "augment": "training-image augmentation (bare: shift+flip for Fashion-MNIST, shift for "
+               "digits)",
+    "tensorboard": "also write TensorBoard event files to <out>/tensorboard (needs the "
+                   "'tensorboard' extra: pip install 'shendu[tensorboard]')",
+    "nproc": "processes (MPI ranks) sharing each batch; more than 1 re-runs under mpiexec",
+    "adversarial_eps": "above 0: Madry-style PGD adversarial training at this L-inf budget "
+                       "(pixels in [0, 1])",
+    "adversarial_steps": "PGD steps per training batch (step size 2.5 * eps / steps)",
+    "adversarial_ramp": "batches over which the PGD budget grows linearly to its eps",
+    "doctor": "diagnose the run (the notes' Tables 2-3) and write doctor.json; 'repair' also "
+              "treats it",
+}
 
 
 def _flag(name):
@@ -62,19 +98,22 @@ def _flag(name):
 
 
 def add_train_arguments(parser):
-    from shendu.models import list_models
-    choices = {"model": list_models(), "dataset": DATASETS, "optimizer": OPTIMIZERS,
+    # --model takes any registered name so that an unfit one gets a reason, not a bare
+    # "invalid choice"; the help lists the ones that fit
+    parser.epilog = "models that fit 28x28 grey images: " + ", ".join(image_models())
+    choices = {"dataset": DATASETS, "optimizer": OPTIMIZERS,
                "device": ("cpu", "cuda"), "lr_schedule": LR_SCHEDULES,
                "monitor": ("val_loss", "val_accuracy")}
     defaults = TrainConfig()
     for f in fields(TrainConfig):
         default = getattr(defaults, f.name)
         if f.type == "bool":
-            parser.add_argument(_flag(f.name), action="store_true")
+            parser.add_argument(_flag(f.name), action="store_true", help=HELP[f.name])
             continue
         if f.name == "augment":  # a bare --augment picks what suits the dataset
             parser.add_argument(_flag(f.name), nargs="?", const="auto", default=default,
-                                choices=AUGMENTATIONS, help=f"default: {default}; bare: auto")
+                                choices=AUGMENTATIONS,
+                                help=f"{HELP[f.name]}; default: {default}")
             continue
         if f.name == "doctor":  # a bare --doctor diagnoses; --doctor repair also treats
             parser.add_argument(_flag(f.name), nargs="?", const="on", default=default,
@@ -83,25 +122,160 @@ def add_train_arguments(parser):
         kind = {"int": int, "float": float}.get(f.type.split(" |")[0], str)
         parser.add_argument(_flag(f.name), type=kind, default=default,
                             choices=choices.get(f.name),
-                            help=f"default: {default}" if default is not None else None)
+                            help=HELP[f.name] + (f"; default: {default}"
+                                                 if default is not None else ""))
+
+
+# --- checking flags before anything is written -----------------------------------------------
+
+# ImageNet layouts whose pools shrink a 28x28 image to nothing (found by running each
+# registered model on a 28x28 batch); their _small variants are the 28x28 versions
+_VGG_WHY = ("its five 2x2 max-pools need images of at least 32x32 and these are 28x28; "
+            "vgg11_small and vgg16_small are its 28x28 versions")
+NEEDS_LARGER_IMAGES = {
+    "alexnet": "its max-pools after an 11x11 stride-4 convolution need images larger than "
+               "28x28 (it is laid out for 224x224 photos); try googlenet or resnet18_small",
+    **{name: _VGG_WHY for name in ("vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16",
+                                   "vgg16_bn", "vgg19", "vgg19_bn")}}
+
+
+def is_language_model(name):
+    from shendu.models import get_config
+    return any(f.name == "vocab_size" for f in fields(get_config(name)))
+
+
+def image_models():
+    """The registered models ``shendu train`` can fit to 28x28 grey 10-class images."""
+    from shendu.models import list_models
+    return [name for name in list_models()
+            if name not in NEEDS_LARGER_IMAGES and not is_language_model(name)]
+
+
+def why_model_unfit(name):
+    """Why --model ``name`` cannot be trained here, or None when it can."""
+    from shendu.models import list_models
+    if name not in list_models():
+        return f"unknown model {name!r}; models that fit: {', '.join(image_models())}"
+    if is_language_model(name):
+        return (f"{name} is a language model (it reads token ids, not images); train it with "
+                f"`shendu lm train --model {'gpt' if name == 'gpt' else 'lstm'}`")
+    if name in NEEDS_LARGER_IMAGES:
+        return f"{name} cannot run on these images: {NEEDS_LARGER_IMAGES[name]}"
+    return None
+
+
+def check_train_config(config):
+    """Raise ValueError (one line, naming the flag) for any bad ``shendu train`` flag.
+
+    Runs before anything is built, read or written, so a bad flag leaves no folder behind.
+    Checks that need the model (--model-config, --resume's contents) follow in ``train``,
+    still before the first write.
+    """
+    for name in ("epochs", "batch_size", "val_size", "limit_train", "limit_test"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise ValueError(f"{_flag(name)} must be at least 1, got {value}"
+                             + (" (early stopping and best.st need validation images)"
+                                if name == "val_size" else ""))
+    for name in ("patience", "seed", "momentum", "weight_decay"):
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise ValueError(f"{_flag(name)} must be >= 0, got {value}")
+    if config.lr is not None and not config.lr > 0:
+        raise ValueError(f"--lr must be > 0, got {config.lr}")
+    problem = why_model_unfit(config.model)
+    if problem:
+        raise ValueError(f"--model: {problem}")
+    if config.subset and config.dataset != "fashion-mnist":
+        raise ValueError("--subset: the shipped subset is Fashion-MNIST's; drop --subset or "
+                         "use --dataset fashion-mnist")
+    if config.subset and config.data_dir is not None:
+        raise ValueError("--subset and --data-dir exclude each other: the subset ships with "
+                         "shendu")
+    if config.data_dir is not None and not os.path.isdir(config.data_dir):
+        raise ValueError(f"--data-dir {config.data_dir}: no such folder")
+    if config.resume is not None and not os.path.isfile(config.resume):
+        raise ValueError(f"--resume {config.resume}: no such file")
+    if config.out is not None and os.path.exists(config.out) and not os.path.isdir(config.out):
+        raise ValueError(f"--out {config.out}: exists and is not a folder")
+    if config.augment != "none":
+        augmentation(config)  # its own checks (e.g. no flips for digits)
+
+
+def check_model_fits(model, config):
+    """Run ``model`` on one blank 28x28 image (eval mode, no graph) so that a model the
+    --model-config overrides made unfit fails here, with a reason, rather than mid-epoch."""
+    import shendu
+    was_training = model.training
+    model.eval()
+    try:
+        with shendu.no_grad():
+            out = model(shendu.zeros(1, 1, 28, 28))
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise ValueError(f"--model {config.model} cannot run on 1x28x28 images: "
+                         f"{_one_line(err)}") from None
+    finally:
+        model.train(was_training)
+    if tuple(out.shape) != (1, 10):
+        raise ValueError(f"--model {config.model} gives outputs of shape {tuple(out.shape)[1:]} "
+                         "per image, not the 10 class scores these datasets need")
+
+
+def _one_line(err, limit=300):
+    """``err``'s message on one line, cut at ``limit`` characters (a state_dict mismatch
+    lists every key)."""
+    text = " ".join(str(err).split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_resume(config, model):
+    """Refuse a --resume checkpoint that does not belong to this model and optimizer."""
+    from shendu import serialization
+    state = serialization.load(config.resume)
+    if not isinstance(state, dict) or "model" not in state or "optimizer" not in state:
+        raise ValueError(f"--resume {config.resume} is not a `shendu train` checkpoint")
+    meta = state.get("meta") or {}
+    saved = meta.get("config", {}) if isinstance(meta, dict) else {}
+    for name in ("model", "dataset", "model_config", "optimizer"):
+        if name in saved and saved[name] != getattr(config, name):
+            raise ValueError(f"--resume {config.resume} is a checkpoint of {_flag(name)} "
+                             f"{saved[name]}, not {getattr(config, name)}; pass "
+                             f"{_flag(name)} {saved[name]} or start a new run")
+    try:
+        build_model(config).load_state_dict(state["model"])
+        make_optimizer(config, model.parameters()).load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise ValueError(f"--resume {config.resume} does not fit --model {config.model} with "
+                         f"--optimizer {config.optimizer}: {_one_line(err)}") from None
 
 
 # --- data -------------------------------------------------------------------------------------
 
-def load_data(config, log):
-    """(train, val, test) datasets; tells the user when the shipped subset is used."""
+def load_data(config, log, normalize=None):
+    """(train, val, test) datasets; tells the user when the shipped subset is used.
+
+    ``normalize`` is (mean, std) for the images, by default the dataset's (NORMALIZE); eval
+    passes the pair stored in the checkpoint."""
     from shendu import Generator
     from shendu.data import MNIST, FashionMNIST, Subset, random_split, transforms
     augment = augmentation(config) if config.augment != "none" else None  # bad flags fail first
-    mean, std = NORMALIZE[config.dataset]
+    mean, std = normalize if normalize is not None else NORMALIZE[config.dataset]
     tf = transforms.Normalize(mean, std)
 
     def load(train, transform):
         if config.dataset == "mnist":
-            return MNIST(config.data_dir, train=train, transform=transform)
-        if config.subset:
+            data = MNIST(config.data_dir, train=train, transform=transform)
+        elif config.subset:
             return FashionMNIST.subset(train, transform)
-        return FashionMNIST(config.data_dir, train, transform, allow_subset=True)
+        else:  # an explicit --data-dir must hold the data: no fallback to the subset
+            data = FashionMNIST(config.data_dir, train, transform,
+                                allow_subset=config.data_dir is None)
+        if config.data_dir is not None and not _same_folder(data.source, config.data_dir,
+                                                            data.name):
+            raise FileNotFoundError(f"--data-dir {config.data_dir} holds no {data.name} IDX "
+                                    f"files (train-images-idx3-ubyte[.gz], ...); they were "
+                                    f"found in {data.source} instead: pass that folder")
+        return data
 
     train, test = load(True, tf), load(False, tf)
     if getattr(train, "is_subset", False) and not config.subset:
@@ -120,6 +294,11 @@ def load_data(config, log):
     if config.limit_test is not None:
         test = Subset(test, list(range(min(config.limit_test, len(test)))))
     return train, val, test
+
+
+def _same_folder(source, data_dir, name):
+    return os.path.realpath(source) in (os.path.realpath(data_dir),
+                                        os.path.realpath(os.path.join(data_dir, name)))
 
 
 def augmentation(config):
@@ -249,20 +428,43 @@ def _loader(dataset, batch_size, shuffle=False, seed=None):
 
 # --- commands ---------------------------------------------------------------------------------
 
+class Interrupted(Exception):
+    """Ctrl-C during training: the message says where the last checkpoint is."""
+
+
 def train(config: TrainConfig, log=print) -> dict:
-    """Run ``shendu train``; returns {'test_accuracy', 'test_loss', 'out', 'epochs'}."""
+    """Run ``shendu train``; returns {'test_accuracy', 'test_loss', 'out', 'epochs'}.
+
+    Every flag is checked (and the model, data, optimizer and any --resume checkpoint built
+    and matched) before the output folder is created, so a bad flag writes nothing.
+    """
     import shendu
     from shendu import nn
     from shendu.distributed.launch import TrainingRun
     from shendu.train import (CSVLogger, EarlyStopping, LRScheduler, ModelCheckpoint,
-                              ProgressBar, TerminateOnNaN, Trainer)
+                              ProgressBar, TensorBoard, TerminateOnNaN, Trainer)
 
+    check_train_config(config)
     run = TrainingRun(config.nproc, config.batch_size)  # under mpiexec: this rank's part
     log = run.log(log)
     shendu.manual_seed(config.seed)
     model = build_model(config)  # first: a bad --model-config fails before any file is written
+    check_model_fits(model, config)
+    if config.resume is not None:
+        check_resume(config, model)
     from shendu.cli_viz import training_attack
     attack = training_attack(config)  # --adversarial-* are checked before anything is written
+    train_set, val_set, test_set = load_data(config, log)
+    optimizer = make_optimizer(config, model.parameters())
+    train_loader = run.train_loader(train_set, config.seed + 1) if run.distributed else \
+        _loader(train_set, config.batch_size, True, config.seed + 1)
+    schedule = make_schedule(config, optimizer, len(train_loader))
+    tensorboard = None
+    if config.tensorboard:
+        from shendu.train.loggers import _summary_writer_class
+        if _summary_writer_class() is None:
+            raise ImportError("--tensorboard needs tensorboardX: pip install "
+                              "'shendu[tensorboard]'")
     out = config.out
     if out is None and config.resume is not None:
         out = os.path.dirname(os.path.abspath(config.resume))  # keep adding to the same run
@@ -270,35 +472,43 @@ def train(config: TrainConfig, log=print) -> dict:
         out = os.path.join("runs", f"{config.model}-{config.dataset}-"
                                    f"{time.strftime('%Y%m%d-%H%M%S')}")
     out = run.shared(out)  # rank 0's timestamp
+    # what the run really used: the subset when the full set is missing, the capped
+    # validation size, the optimizer's default lr
+    used = replace(config, subset=bool(getattr(_base(train_set), "is_subset", False)),
+                   val_size=len(val_set),
+                   lr=config.lr if config.lr is not None else DEFAULT_LR[config.optimizer])
     if run.is_main:
         os.makedirs(out, exist_ok=True)
-    train_set, val_set, test_set = load_data(config, log)
-    optimizer = make_optimizer(config, model.parameters())
-    train_loader = run.train_loader(train_set, config.seed + 1) if run.distributed else \
-        _loader(train_set, config.batch_size, True, config.seed + 1)
-    schedule = make_schedule(config, optimizer, len(train_loader))
-    if run.is_main:
         with open(os.path.join(out, "config.json"), "w") as f:
-            json.dump(asdict(config), f, indent=2)
+            json.dump(asdict(used), f, indent=2)
     log(f"{config.model}: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"{len(train_set):,} train / {len(val_set):,} val / {len(test_set):,} test; "
         f"writing to {out}")
     mode = "max" if config.monitor.endswith("accuracy") else "min"
+    last = ModelCheckpoint(os.path.join(out, "last.st"))
     callbacks = [ProgressBar(), TerminateOnNaN(),
                  EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience,
                                restore_best_weights=True),
                  CSVLogger(os.path.join(out, "history.csv"), append=config.resume is not None),
                  ModelCheckpoint(os.path.join(out, "best.st"), monitor=config.monitor,
-                                 mode=mode, save_best_only=True),
-                 ModelCheckpoint(os.path.join(out, "last.st"))]
+                                 mode=mode, save_best_only=True), last]
     if schedule is not None:
         callbacks.append(LRScheduler(schedule, per="batch"))
+    if config.tensorboard:
+        tensorboard = os.path.join(out, "tensorboard")
+        callbacks.append(TensorBoard(tensorboard))
     from shendu.cli_doctor import add_doctor, finish_doctor
     callbacks, doctor = add_doctor(config, callbacks, log)
     trainer = Trainer(run.wrap(model), optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
-                      device=config.device, adversarial=attack)
-    history = trainer.fit(train_loader, _loader(val_set, 1000), epochs=config.epochs,
-                          resume_from=config.resume)
+                      device=config.device, adversarial=attack, meta=checkpoint_meta(used))
+    try:
+        history = trainer.fit(train_loader, _loader(val_set, 1000), epochs=config.epochs,
+                              resume_from=config.resume)
+    except KeyboardInterrupt:
+        where = (f"the last checkpoint is {last.last_saved} (resume with --resume "
+                 f"{last.last_saved})" if last.last_saved else "no epoch finished, so no "
+                 "checkpoint was written")
+        raise Interrupted(f"interrupted; {where}") from None
     test = trainer.evaluate(_loader(test_set, 1000))
     if run.is_main:
         plot_curves(history, os.path.join(out, "curves.png"), log)
@@ -306,28 +516,79 @@ def train(config: TrainConfig, log=print) -> dict:
     log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
         f"{len(test_set):,} test images, after {len(history.epoch)} "
         f"epoch{'s' if len(history.epoch) != 1 else ''}")
+    if tensorboard is not None:
+        log(f"TensorBoard event files in {tensorboard} (tensorboard --logdir {tensorboard})")
     return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "out": out,
             "epochs": len(history.epoch)}
 
 
-def load_run(args):
-    """(model, config) of ``args.checkpoint`` written by ``shendu train``: the run's
-    config.json beside it, with any of --model/--dataset/--data-dir/--limit-test/--subset in
-    ``args`` overriding it."""
+def _base(dataset):
+    while hasattr(dataset, "dataset"):  # Subset of Subset of ... the dataset itself
+        dataset = dataset.dataset
+    return dataset
+
+
+def checkpoint_meta(config):
+    """What ``shendu eval`` needs to score a checkpoint with no other file: the model spec,
+    the dataset, its normalisation and the data folder (absolute)."""
+    data_dir = None if config.data_dir is None else os.path.abspath(config.data_dir)
+    return {"kind": "shendu train", "config": {**asdict(config), "data_dir": data_dir},
+            "normalize": list(NORMALIZE[config.dataset])}
+
+
+def load_run(args, log=print):
+    """(model, config, normalize) of ``args.checkpoint`` written by ``shendu train``.
+
+    The model, dataset, normalisation and data folder come from the checkpoint's metadata
+    (checkpoints from before it was stored fall back to the config.json beside the file);
+    --model, --dataset, --data-dir and --limit-test in ``args`` override them. ``normalize``
+    is the stored (mean, std), or None when the data set was overridden.
+    """
     from shendu import serialization
-    saved = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "config.json")
-    config = TrainConfig()
-    if os.path.exists(saved):
+
+    if not os.path.isfile(args.checkpoint):
+        raise ValueError(f"--checkpoint {args.checkpoint}: no such file")
+    if getattr(args, "limit_test", None) is not None and args.limit_test < 1:
+        raise ValueError(f"--limit-test must be at least 1, got {args.limit_test}")
+    state = serialization.load(args.checkpoint)
+    meta = state.get("meta") if isinstance(state, dict) else None
+    if isinstance(meta, dict) and "vocab" in meta:
+        raise ValueError(f"{args.checkpoint} is a language-model checkpoint; use "
+                         f"`shendu lm sample --checkpoint {args.checkpoint}`")
+    names = {f.name for f in fields(TrainConfig)}
+    if isinstance(meta, dict) and isinstance(meta.get("config"), dict):
+        config = TrainConfig(**{k: v for k, v in meta["config"].items() if k in names})
+    else:
+        saved = os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "config.json")
+        if not os.path.exists(saved):
+            raise ValueError(f"{args.checkpoint} holds no `shendu train` metadata and has no "
+                             "config.json beside it; pass --model and --dataset")
+        log(f"note: {args.checkpoint} predates checkpoint metadata; using {saved}")
         with open(saved) as f:
-            config = TrainConfig(**json.load(f))
+            config = TrainConfig(**{k: v for k, v in json.load(f).items() if k in names})
+    if (args.data_dir is None and config.data_dir is not None
+            and not os.path.isdir(config.data_dir)):
+        raise ValueError(f"{args.checkpoint} was trained on the data in {config.data_dir}, "
+                         "which is not here; pass --data-dir")
+    wanted = getattr(args, "model", None)  # `shendu viz` has no --model
+    if wanted is not None and isinstance(meta, dict) and wanted != config.model:
+        raise ValueError(f"{args.checkpoint} is a checkpoint of --model {config.model}, not "
+                         f"{wanted}; drop --model")
     for name in ("model", "dataset", "data_dir", "limit_test"):
         if getattr(args, name, None) is not None:
             setattr(config, name, getattr(args, name))
-    config.subset = config.subset or getattr(args, "subset", False)
-    state = serialization.load(args.checkpoint)
+    config.subset = (config.subset or getattr(args, "subset", False)) and args.data_dir is None
+    config.augment, config.resume, config.out = "none", None, None
+    check_train_config(config)
     model = build_model(config)
-    model.load_state_dict(state["model"] if "model" in state else state)
-    return model, config
+    try:
+        model.load_state_dict(state["model"] if "model" in state else state)
+    except (RuntimeError, KeyError, ValueError) as err:
+        raise ValueError(f"{args.checkpoint} does not fit --model {config.model}: "
+                         f"{_one_line(err)}") from None
+    same_data = getattr(args, "dataset", None) is None or not isinstance(meta, dict)
+    normalize = meta.get("normalize") if same_data and isinstance(meta, dict) else None
+    return model, config, normalize
 
 
 def evaluate(args, log=print) -> dict:
@@ -335,12 +596,12 @@ def evaluate(args, log=print) -> dict:
     from shendu import nn
     from shendu.train import Trainer
 
-    model, config = load_run(args)
-    test_set = load_data(config, log)[2]
+    model, config, normalize = load_run(args, log)
+    test_set = load_data(config, log, normalize)[2]
     trainer = Trainer(model, None, nn.CrossEntropyLoss(), device=args.device)
     test = trainer.evaluate(_loader(test_set, 1000))
     log(f"test accuracy: {test['accuracy']:.4f} (loss {test['loss']:.4f}) on "
-        f"{len(test_set):,} test images")
+        f"{len(test_set):,} test images of {config.dataset}")
     return test
 
 
@@ -351,13 +612,18 @@ def build_parser():
     add_train_arguments(sub.add_parser("train", help="train a model (default: LeNet-5 on "
                                        "Fashion-MNIST)"))
     ev = sub.add_parser("eval", help="test accuracy of a checkpoint from `shendu train`")
-    ev.add_argument("--checkpoint", required=True)
-    ev.add_argument("--model", default=None)
-    ev.add_argument("--dataset", default=None, choices=DATASETS)
-    ev.add_argument("--data-dir", default=None)
-    ev.add_argument("--subset", action="store_true")
-    ev.add_argument("--limit-test", type=int, default=None)
-    ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ev.add_argument("--checkpoint", required=True,
+                    help="best.st or last.st of `shendu train` (it holds the model spec, "
+                         "dataset and data folder)")
+    ev.add_argument("--model", default=None, help="override the checkpoint's model")
+    ev.add_argument("--dataset", default=None, choices=DATASETS,
+                    help="override the checkpoint's dataset")
+    ev.add_argument("--data-dir", default=None, help="override the checkpoint's data folder")
+    ev.add_argument("--subset", action="store_true",
+                    help="score on the Fashion-MNIST test subset shipped with shendu")
+    ev.add_argument("--limit-test", type=int, default=None,
+                    help="score only the first N test images")
+    ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to compute")
     from shendu.cli_lm import add_lm_parser
     add_lm_parser(sub)
     from shendu.cli_viz import add_viz_parser
@@ -367,6 +633,11 @@ def build_parser():
     from shendu.cli_vision import add_vision_parsers
     add_vision_parsers(sub)
     return parser
+
+
+# what a failing command reports as one line (no traceback): bad flags and files, a missing
+# optional package, an op refusing what a flag made of the model
+USER_ERRORS = (OSError, ValueError, TypeError, RuntimeError, ImportError, Interrupted)
 
 
 def main(argv=None) -> int:
@@ -400,9 +671,12 @@ def main(argv=None) -> int:
         elif args.command in ("detect", "segment"):
             from shendu.cli_vision import run_vision
             run_vision(args, log)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"shendu {args.command}: {err}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:  # outside a training loop (loading data, say)
+        print(f"shendu {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:
+        print(f"shendu {args.command}: {_one_line(err)}", file=sys.stderr)
+        return 130 if isinstance(err, Interrupted) else 2
     return 0
 
 

@@ -16,7 +16,7 @@ def _run(args, log):
     from shendu.viz import Normalized
     if not os.path.exists(args.checkpoint):
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}")
-    model, config = load_run(args)
+    model, config, _ = load_run(args, log)  # viz re-normalises with the dataset's pair
     mean, std = NORMALIZE[config.dataset]
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.checkpoint)), "viz")
     return Normalized(model, mean, std).eval(), config, out

@@ -29,7 +29,7 @@ class Tensor(TensorMethods):
         grad_fn: the Function that produced this tensor (None for leaves).
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "grad_fn", "_version", "_retains_grad",
+    __slots__ = ("_data", "_grad", "requires_grad", "grad_fn", "_version", "_retains_grad",
                  "_hooks", "_post_accumulate_hooks", "__weakref__")
     __array_priority__ = 1000  # make numpy defer to Tensor in `ndarray + Tensor`
 
@@ -41,7 +41,7 @@ class Tensor(TensorMethods):
 
     def _init(self, data, requires_grad):
         self._data = data
-        self.grad = None
+        self._grad = None
         self.requires_grad = requires_grad
         self.grad_fn = None
         self._version = 0
@@ -57,7 +57,7 @@ class Tensor(TensorMethods):
         out = _new(cls)
         # _init's assignments, inlined: this runs once per op
         out._data = data
-        out.grad = None
+        out._grad = None
         out.requires_grad = requires_grad
         out.grad_fn = None
         out._version = 0
@@ -82,6 +82,18 @@ class Tensor(TensorMethods):
                             f"{type(value).__name__}; wrap arrays with shendu.as_tensor()")
         self._data = value._data
         self._version += 1
+
+    @property
+    def grad(self):
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        """torch's checks: a gradient is None or a Tensor of this tensor's shape, dtype and
+        device, so a mis-shaped one cannot be broadcast into an optimizer's update later."""
+        if value is not None:
+            _check_grad(self, value)
+        self._grad = value
 
     @property
     def shape(self) -> tuple:
@@ -209,8 +221,9 @@ class Tensor(TensorMethods):
                 device = arg
             else:
                 dtype = arg
+        dtype = backend.as_dtype(dtype, "Tensor.to")
         from shendu.ops import elementwise
-        return elementwise.to(self, dtype=backend.as_dtype(dtype),
+        return elementwise.to(self, dtype=dtype,
                               device=None if device is None else backend.normalize_device(device))
 
     def float(self) -> Tensor:
@@ -362,7 +375,14 @@ class Tensor(TensorMethods):
         return self
 
     def __setitem__(self, index, value):
-        self._inplace("__setitem__")[_index_arrays(index)] = self._value(value)
+        data = self._inplace("__setitem__")
+        value = self._value(value)
+        try:
+            data[_index_arrays(index)] = value
+        except (IndexError, ValueError) as err:
+            shape = tuple(getattr(value, "shape", ()))
+            raise type(err)(f"__setitem__: cannot assign a value of shape {shape} at index "
+                            f"{index!r} of a tensor of shape {self.shape}: {err}") from None
 
     # --- arithmetic (wrappers over shendu.ops) ---------------------------------------------
     def __add__(self, other): return ops.add(self, other)
@@ -481,6 +501,18 @@ class _RemovableHandle:
 
     def remove(self):
         self._remove()
+
+
+def _check_grad(tensor, grad):
+    if not isinstance(grad, Tensor):
+        raise TypeError(f"Tensor.grad: assigned grad must be a Tensor or None, got "
+                        f"{type(grad).__name__}")
+    for what, got, expected in (("shape", grad.shape, tensor.shape),
+                                ("dtype", grad.dtype, tensor.dtype),
+                                ("device", grad.device, tensor.device)):
+        if got != expected:
+            raise RuntimeError(f"Tensor.grad: assigned grad has {what} {got} but the tensor "
+                               f"has {what} {expected}")
 
 
 def _index_arrays(index):

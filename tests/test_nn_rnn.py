@@ -283,7 +283,7 @@ def test_bad_input_names_layer_and_shapes(call, match):
 
 
 def test_bad_types_and_arguments():
-    with pytest.raises(TypeError, match=r"LSTM\(3, 4\): input dtype float64 does not match"):
+    with pytest.raises(TypeError, match=r"LSTM: input dtype float64 does not match"):
         nn.LSTM(3, 4)(shendu.zeros(2, 1, 3, dtype=shendu.float64))
     with pytest.raises(TypeError, match=r"GRU\(3, 4\): h0 has dtype float64"):
         nn.GRU(3, 4)(shendu.zeros(2, 1, 3), shendu.zeros(1, 1, 4, dtype=shendu.float64))

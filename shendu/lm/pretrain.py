@@ -57,6 +57,38 @@ class LMConfig:
     seed: int = 0
     out: str | None = None  # None: runs/lm-<model>-<timestamp>
     nproc: int = 1  # processes (MPI ranks) sharing each batch; > 1 re-runs under mpiexec
+    device: str = "cpu"
+    tensorboard: bool = False  # also write TensorBoard event files to <out>/tensorboard
+
+
+# what each LMConfig field means, for ``shendu lm train --help``
+HELP = {
+    "model": "the network: a GPT, or a character RNN with LSTM, GRU or plain RNN cells",
+    "data": "text file to learn from (default: tiny Shakespeare)",
+    "val_fraction": "fraction of the text (its end) held out for validation",
+    "block_size": "characters of context per training sequence",
+    "batch_size": "sequences per optimizer step",
+    "lr": "peak learning rate (default: 1e-3 for gpt and rnn, 2e-3 for lstm and gru)",
+    "min_lr": "learning rate at the end of the cosine decay (default: lr / 10)",
+    "warmup_steps": "steps of linear learning-rate warm-up",
+    "weight_decay": "AdamW weight decay of the GPT's matrices (0 for the RNNs)",
+    "grad_clip": "clip the gradient norm to this (0: no clipping)",
+    "max_steps": "optimizer steps to train for at most",
+    "eval_interval": "optimizer steps between validation losses (and checkpoints)",
+    "eval_batches": "held-out batches each validation loss averages",
+    "patience": "evaluations without a better validation loss before stopping",
+    "time_limit": "stop after this many seconds, the last evaluation included",
+    "n_layer": "GPT: Transformer blocks", "n_head": "GPT: attention heads per block",
+    "n_embd": "GPT: width of the token vectors", "dropout": "dropout probability",
+    "embed_dim": "RNN: width of the character embedding",
+    "hidden_size": "RNN: width of the hidden state", "num_layers": "RNN: stacked layers",
+    "seed": "seed of initialisation, batch sampling and dropout",
+    "out": "output folder (default: runs/lm-<model>-<time>)",
+    "device": "where to compute",
+    "nproc": "processes (MPI ranks) sharing each batch; more than 1 re-runs under mpiexec",
+    "tensorboard": "also write TensorBoard event files to <out>/tensorboard (needs the "
+                   "'tensorboard' extra: pip install 'shendu[tensorboard]')",
+}
 
 
 def lm_loss(logits, targets):
@@ -161,18 +193,40 @@ class WarmupCosine(Callback):
 
 
 class StepBudget(Callback):
-    """Stop after ``max_steps`` optimizer steps or ``time_limit`` seconds of training."""
+    """Stop after ``max_steps`` optimizer steps or ``time_limit`` seconds of training.
 
-    def __init__(self, max_steps, time_limit=None):
+    Stopping ends the interval, which is then evaluated and checkpointed; that time counts
+    too, so training stops once elapsed time plus the expected cost of that last evaluation
+    (the previous one's duration, or before any, ``eval_batches`` forward passes at half a
+    training step's time each) reaches the limit.
+    """
+
+    def __init__(self, max_steps, time_limit=None, eval_batches=0):
         super().__init__()
-        self.max_steps, self.time_limit = max_steps, time_limit
+        self.max_steps, self.time_limit, self.eval_batches = max_steps, time_limit, eval_batches
 
     def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
+        self.start = self._batch_start = time.perf_counter()
+        self.step_time = self.eval_time = self._test_start = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_start = time.perf_counter()
+
+    def on_test_begin(self, logs=None):
+        self._test_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._test_start is not None:
+            self.eval_time = time.perf_counter() - self._test_start
 
     def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        took = now - self._batch_start
+        self.step_time = took if self.step_time is None else min(self.step_time, took)
+        reserve = (self.eval_time if self.eval_time is not None
+                   else 0.5 * self.step_time * self.eval_batches)
         over_time = (self.time_limit is not None
-                     and time.perf_counter() - self.start >= self.time_limit)
+                     and now - self.start + reserve >= self.time_limit)
         if self.trainer.steps >= self.max_steps or over_time:
             self.trainer.stop_training = True
 
@@ -199,8 +253,10 @@ class StepLog(Callback):
                  f"val {logs.get('val_loss', math.nan):.4f} | "
                  f"lr {self.trainer.optimizer.param_groups[0]['lr']:.2e} | "
                  f"{time.perf_counter() - self.start:7.1f}s")
+        # the lr printed is the lr logged (the Trainer's 'lr' is the one before warm-up ran)
         for key, value in (("step", self.trainer.steps),
-                           ("elapsed", time.perf_counter() - self.start)):
+                           ("elapsed", time.perf_counter() - self.start),
+                           ("lr", self.trainer.optimizer.param_groups[0]["lr"])):
             logs[key] = value
             history = self.trainer.history
             values = history.history.setdefault(key, [math.nan] * (len(history.epoch) - 1))
@@ -243,6 +299,17 @@ def _check_config(config):
             raise ValueError(f"lm train: {name} must be a positive int, got {value!r}")
     if config.time_limit is not None and config.time_limit <= 0:
         raise ValueError(f"lm train: time_limit must be > 0 seconds, got {config.time_limit}")
+    for name, ok, expected in (
+            ("lr", config.lr is None or config.lr > 0, "> 0"),
+            ("min_lr", config.min_lr is None or config.min_lr >= 0, ">= 0"),
+            ("val_fraction", 0 < config.val_fraction < 1, "between 0 and 1"),
+            ("dropout", 0 <= config.dropout < 1, "in [0, 1)"),
+            ("warmup_steps", config.warmup_steps >= 0, ">= 0"),
+            ("weight_decay", config.weight_decay >= 0, ">= 0"),
+            ("grad_clip", config.grad_clip >= 0, ">= 0 (0: no clipping)"),
+            ("patience", config.patience >= 0, ">= 0"), ("seed", config.seed >= 0, ">= 0")):
+        if not ok:
+            raise ValueError(f"lm train: {name} must be {expected}, got {getattr(config, name)}")
 
 
 def pretrain(config: LMConfig, text=None, log=print) -> dict:
@@ -256,8 +323,15 @@ def pretrain(config: LMConfig, text=None, log=print) -> dict:
     """
     from shendu import Generator, manual_seed
     from shendu.distributed.launch import TrainingRun
-    from shendu.train import CSVLogger, EarlyStopping, ModelCheckpoint, TerminateOnNaN
+    from shendu.train import (CSVLogger, EarlyStopping, ModelCheckpoint, ProgressBar,
+                              TensorBoard, TerminateOnNaN)
     _check_config(config)
+    backend.normalize_device(config.device)
+    if config.tensorboard:
+        from shendu.train.loggers import _summary_writer_class
+        if _summary_writer_class() is None:
+            raise ImportError("--tensorboard needs tensorboardX: pip install "
+                              "'shendu[tensorboard]'")
     run = TrainingRun(config.nproc, config.batch_size, "lm train")  # this rank's part
     log = run.log(log)
     manual_seed(config.seed)
@@ -292,14 +366,18 @@ def pretrain(config: LMConfig, text=None, log=print) -> dict:
         f"{val_ids.shape[0]:,} val characters, vocab {vocab.vocab_size}; writing to {out}")
     meta = {"spec": spec, "vocab": vocab.chars}
     min_lr = config.min_lr if config.min_lr is not None else lr / 10
-    callbacks = [WarmupCosine(lr, min_lr, config.warmup_steps, config.max_steps),
-                 StepBudget(config.max_steps, config.time_limit), StepLog(log),
+    callbacks = [ProgressBar(unit="tokens", per_sample=config.block_size, summary=False),
+                 WarmupCosine(lr, min_lr, config.warmup_steps, config.max_steps),
+                 StepBudget(config.max_steps, config.time_limit, config.eval_batches),
+                 StepLog(log),
                  TerminateOnNaN(),
                  EarlyStopping(patience=config.patience, restore_best_weights=True),
                  CSVLogger(os.path.join(out, "history.csv")),
                  ModelCheckpoint(os.path.join(out, "best.st"), save_best_only=True)]
+    if config.tensorboard:
+        callbacks.append(TensorBoard(os.path.join(out, "tensorboard")))
     trainer = LMTrainer(run.wrap(model), optimizer, lm_loss, callbacks=callbacks, meta=meta,
-                        grad_clip_norm=config.grad_clip or None)
+                        grad_clip_norm=config.grad_clip or None, device=config.device)
     rounds = -(-config.max_steps // config.eval_interval)
     start = time.perf_counter()
     history = trainer.fit(train_batches, val_batches, epochs=rounds)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict, namedtuple
 
 from shendu import autograd, backend
+from shendu.nn._checks import check_input_dtype
 from shendu.tensor import Tensor, _RemovableHandle
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
@@ -141,6 +142,8 @@ class Module:
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
+        if args and self._parameters:
+            check_input_dtype(self, args[0])
         output = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             result = hook(self, args, output)
@@ -330,7 +333,7 @@ class Module:
                 device = arg
             else:
                 dtype = arg
-        dtype = backend.as_dtype(dtype)
+        dtype = backend.as_dtype(dtype, "Module.to")
         if dtype is not None and not backend.is_floating(dtype):
             raise TypeError(f"Module.to: only floating point dtypes are allowed, got {dtype}")
         device = None if device is None else backend.normalize_device(device)

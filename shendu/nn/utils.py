@@ -17,6 +17,11 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     total = (sum_p ||g_p||^norm_type)^(1/norm_type)  (max |g| for norm_type=inf);
     every g is multiplied by min(1, max_norm / (total + 1e-6)). Returns ``total``.
     """
+    from shendu.optim.optimizer import NON_NEGATIVE, POSITIVE, check_value
+    # a negative max_norm would flip every gradient's sign (the coefficient goes negative)
+    check_value("clip_grad_norm_", "max_norm", max_norm, NON_NEGATIVE)
+    if norm_type != float("inf"):
+        check_value("clip_grad_norm_", "norm_type", norm_type, POSITIVE)
     params = _with_grads(parameters)
     if not params:
         from shendu.creation import tensor
@@ -44,6 +49,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
 
 def clip_grad_value_(parameters, clip_value):
     """Clamp every gradient element into [-clip_value, clip_value]."""
+    from shendu.optim.optimizer import NON_NEGATIVE, check_value
+    check_value("clip_grad_value_", "clip_value", clip_value, NON_NEGATIVE)
     with autograd.no_grad():
         for p in _with_grads(parameters):
             p.grad.clamp_(-clip_value, clip_value)

@@ -125,6 +125,12 @@ def gather(x, dim, index):
     if index.ndim != x.ndim or any(index.shape[i] > x.shape[i] for i in range(x.ndim) if i != d):
         raise RuntimeError(f"gather: index of shape {index.shape} does not fit input of shape "
                            f"{x.shape} (same dims, and no larger outside dim {dim})")
+    if index.numel():
+        low, high = int(index.data.min()), int(index.data.max())
+        if low < 0 or high >= x.shape[d]:  # torch refuses negative indices too
+            raise IndexError(f"gather: index {low if low < 0 else high} is out of range for "
+                             f"dim {dim} of size {x.shape[d]} (input shape {x.shape}); valid "
+                             f"indices are 0..{x.shape[d] - 1}")
     source = x
     if any(index.shape[i] != x.shape[i] for i in range(x.ndim) if i != d):
         source = x[tuple(slice(0, index.shape[i]) if i != d else slice(None)

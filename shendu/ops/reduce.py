@@ -135,8 +135,26 @@ def var(x, dim=None, unbiased=None, keepdim=False, *, correction=1):
 
 
 def std(x, dim=None, unbiased=None, keepdim=False, *, correction=1):
-    """sqrt(var(x)); arguments as ``var``."""
-    return var(x, dim, unbiased, keepdim, correction=correction).sqrt()
+    """sqrt(var(x)); arguments as ``var``. A constant input has gradient 0 (torch's rule)."""
+    return StdSqrt.apply(var(x, dim, unbiased, keepdim, correction=correction))
+
+
+class StdSqrt(Function):
+    """sqrt of a variance, with derivative 0 where the variance is 0: d sqrt(v)/dv = 1/(2
+    sqrt(v)) is infinite there, but v's own gradient is 0 there (every x equals the mean), so
+    torch defines the product as 0 instead of inf * 0 = nan."""
+
+    uses_inputs = False
+    uses_output = True
+
+    def forward(self, v):
+        return backend.xp_of(v).sqrt(v)
+
+    def backward(self, grad):
+        from shendu.ops.elementwise import where
+        out = self.output
+        flat = out == 0
+        return where(flat, 0.0, grad / where(flat, 1.0, 2.0 * out))
 
 
 def amax(x, dim=None, keepdim=False):
@@ -213,7 +231,12 @@ def logsumexp(x, dim, keepdim=False):
     dims = normalize_dims(dim, x.ndim, "logsumexp")
     shift = Tensor._wrap(x._data.max(axis=dims, keepdims=True))
     shift = Tensor._wrap(x._xp.where(x._xp.isfinite(shift._data), shift._data, 0))
-    out = (x - shift).exp().sum(dims, keepdim=True).log() + shift
+    from shendu.ops.elementwise import where
+    total = (x - shift).exp().sum(dims, keepdim=True)
+    # a slice of all -inf sums to 0: its value is -inf (as torch) without NumPy's log(0)
+    # warning, and its gradient 0 (no element contributes; torch gives nan there)
+    empty = total == 0
+    out = where(empty, float("-inf"), where(empty, 1.0, total).log()) + shift
     return out if keepdim else out.reshape(tuple(n for i, n in enumerate(out.shape)
                                                  if i not in dims))
 

@@ -7,7 +7,7 @@ operation for operation; ``foreach`` is accepted for torch scripts and changes n
 from __future__ import annotations
 
 from shendu import backend
-from shendu.optim.optimizer import Optimizer, check_hyper
+from shendu.optim.optimizer import NON_NEGATIVE, Optimizer, _finite_number
 from shendu.tensor import Tensor
 
 
@@ -45,14 +45,14 @@ class Adagrad(Optimizer):
     Concept: N3.2.3. Duchi, Hazan & Singer 2011.
     """
 
+    hyper_rules = {"lr": ("learning rate", NON_NEGATIVE),
+                   "lr_decay": ("lr_decay value", NON_NEGATIVE),
+                   "weight_decay": ("weight_decay value", NON_NEGATIVE),
+                   "initial_accumulator_value": ("initial_accumulator_value", NON_NEGATIVE),
+                   "eps": ("epsilon value", NON_NEGATIVE)}
+
     def __init__(self, params, lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
                  eps=1e-10, foreach=None, *, maximize=False):
-        check_hyper("Adagrad", lr, lr >= 0.0, "learning rate")
-        check_hyper("Adagrad", lr_decay, lr_decay >= 0.0, "lr_decay value")
-        check_hyper("Adagrad", weight_decay, weight_decay >= 0.0, "weight_decay value")
-        check_hyper("Adagrad", initial_accumulator_value, initial_accumulator_value >= 0.0,
-                    "initial_accumulator_value value")
-        check_hyper("Adagrad", eps, eps >= 0.0, "epsilon value")
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, foreach=foreach,
                         maximize=maximize)
@@ -105,12 +105,14 @@ class Adadelta(Optimizer):
     Concept: N3.2.3. Zeiler 2012.
     """
 
+    hyper_rules = {"lr": ("learning rate", NON_NEGATIVE),
+                   "rho": ("rho value", (lambda v: _finite_number(v) and 0 <= v <= 1,
+                                         "a number in [0, 1]")),
+                   "eps": ("epsilon value", NON_NEGATIVE),
+                   "weight_decay": ("weight_decay value", NON_NEGATIVE)}
+
     def __init__(self, params, lr=1.0, rho=0.9, eps=1e-6, weight_decay=0, foreach=None, *,
                  maximize=False):
-        check_hyper("Adadelta", lr, lr >= 0.0, "learning rate")
-        check_hyper("Adadelta", rho, 0.0 <= rho <= 1.0, "rho value")
-        check_hyper("Adadelta", eps, eps >= 0.0, "epsilon value")
-        check_hyper("Adadelta", weight_decay, weight_decay >= 0.0, "weight_decay value")
         defaults = dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, foreach=foreach,
                         maximize=maximize)
         super().__init__(params, defaults)

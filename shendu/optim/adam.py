@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from shendu import backend
-from shendu.optim.optimizer import Optimizer, check_hyper, lerp_
+from shendu.optim.optimizer import BETAS, NON_NEGATIVE, Optimizer, lerp_
 from shendu.tensor import Tensor
 
 
@@ -48,15 +48,13 @@ class Adam(Optimizer):
         ((2,), 1)
     """
 
+    hyper_rules = {"lr": ("learning rate", NON_NEGATIVE), "eps": ("epsilon value", NON_NEGATIVE),
+                   "betas": ("betas", BETAS), "weight_decay": ("weight_decay value", NON_NEGATIVE)}
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  amsgrad=False, *, maximize=False, decoupled_weight_decay=False):
-        name = type(self).__name__
-        check_hyper(name, lr, lr >= 0.0, "learning rate")
-        check_hyper(name, eps, eps >= 0.0, "epsilon value")
-        check_hyper(name, betas[0], 0.0 <= betas[0] < 1.0, "beta parameter at index 0")
-        check_hyper(name, betas[1], 0.0 <= betas[1] < 1.0, "beta parameter at index 1")
-        check_hyper(name, weight_decay, weight_decay >= 0.0, "weight_decay value")
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
+        betas = tuple(betas) if isinstance(betas, list) else betas
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                         amsgrad=amsgrad, maximize=maximize,
                         decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)

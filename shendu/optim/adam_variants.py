@@ -6,18 +6,16 @@ operation for operation; ``foreach`` is accepted for torch scripts and changes n
 from __future__ import annotations
 
 from shendu import backend
-from shendu.optim.optimizer import Optimizer, check_hyper, lerp_
+from shendu.optim.optimizer import BETAS, NON_NEGATIVE, Optimizer, lerp_
 from shendu.tensor import Tensor
 
 _np = backend.namespace("cpu")
 
 
-def _check_adam_like(name, lr, betas, eps, weight_decay):
-    check_hyper(name, lr, lr >= 0.0, "learning rate")
-    check_hyper(name, eps, eps >= 0.0, "epsilon value")
-    check_hyper(name, betas[0], 0.0 <= betas[0] < 1.0, "beta parameter at index 0")
-    check_hyper(name, betas[1], 0.0 <= betas[1] < 1.0, "beta parameter at index 1")
-    check_hyper(name, weight_decay, weight_decay >= 0.0, "weight_decay value")
+# checked by Optimizer.__init__ and add_param_group (optimizer.check_hyper_group)
+ADAM_LIKE_RULES = {"lr": ("learning rate", NON_NEGATIVE), "eps": ("epsilon value", NON_NEGATIVE),
+                   "betas": ("betas", BETAS),
+                   "weight_decay": ("weight_decay value", NON_NEGATIVE)}
 
 
 def _grad_with_decay(param, grad, group, decoupled):
@@ -60,9 +58,10 @@ class Adamax(Optimizer):
     Concept: N3.2.3. Kingma & Ba 2015, section 7.
     """
 
+    hyper_rules = ADAM_LIKE_RULES
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  foreach=None, *, maximize=False):
-        _check_adam_like("Adamax", lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         foreach=foreach, maximize=maximize)
         super().__init__(params, defaults)
@@ -101,11 +100,11 @@ class NAdam(Optimizer):
     Concept: N3.2.3. Dozat 2016.
     """
 
+    hyper_rules = {**ADAM_LIKE_RULES, "momentum_decay": ("momentum_decay value", NON_NEGATIVE)}
+
     def __init__(self, params, lr=2e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  momentum_decay=4e-3, decoupled_weight_decay=False, *, foreach=None,
                  maximize=False):
-        _check_adam_like("NAdam", lr, betas, eps, weight_decay)
-        check_hyper("NAdam", momentum_decay, momentum_decay >= 0.0, "momentum_decay value")
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         momentum_decay=momentum_decay,
                         decoupled_weight_decay=decoupled_weight_decay, foreach=foreach,
@@ -153,9 +152,10 @@ class RAdam(Optimizer):
     Concept: N3.2.3. Liu et al. 2020.
     """
 
+    hyper_rules = ADAM_LIKE_RULES
+
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0,
                  decoupled_weight_decay=False, *, foreach=None, maximize=False):
-        _check_adam_like("RAdam", lr, betas, eps, weight_decay)
         defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                         decoupled_weight_decay=decoupled_weight_decay, foreach=foreach,
                         maximize=maximize)

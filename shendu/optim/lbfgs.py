@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from shendu import backend
 from shendu.autograd import enable_grad, no_grad
-from shendu.optim.optimizer import Optimizer, check_hyper
+from shendu.optim.optimizer import (NON_NEGATIVE, POSITIVE_INT, Optimizer, check_value,
+                                    one_of)
 from shendu.tensor import Tensor
 
 _LINE_SEARCHES = (None, "strong_wolfe")
@@ -58,15 +59,14 @@ class LBFGS(Optimizer):
         [3.0, 3.0]
     """
 
+    hyper_rules = {"lr": ("learning rate", NON_NEGATIVE),
+                   "max_iter": ("max_iter value", POSITIVE_INT),
+                   "history_size": ("history_size value", POSITIVE_INT),
+                   "line_search_fn": ("line_search_fn", one_of(*_LINE_SEARCHES))}
+
     def __init__(self, params, lr=1, max_iter=20, max_eval=None, tolerance_grad=1e-7,
                  tolerance_change=1e-9, history_size=100, line_search_fn=None):
-        check_hyper("LBFGS", lr, lr >= 0.0, "learning rate")
-        check_hyper("LBFGS", max_iter, isinstance(max_iter, int) and max_iter >= 1,
-                    "max_iter value")
-        check_hyper("LBFGS", history_size, isinstance(history_size, int) and history_size >= 1,
-                    "history_size value")
-        check_hyper("LBFGS", line_search_fn, line_search_fn in _LINE_SEARCHES,
-                    f"line_search_fn (expected one of {_LINE_SEARCHES})")
+        check_value("LBFGS", "max_iter value", max_iter, POSITIVE_INT)  # max_eval needs it
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval,

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from shendu.optim.optimizer import Optimizer
+from shendu.optim.optimizer import (NON_NEGATIVE, NON_NEGATIVE_INT, POSITIVE,
+                                    POSITIVE_INT, Optimizer, check_value)
 
 
 class LRScheduler:
@@ -30,6 +31,9 @@ class LRScheduler:
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{type(self).__name__}: {type(optimizer).__name__} is not an "
                             "Optimizer")
+        if not (isinstance(last_epoch, int) and last_epoch >= -1):
+            raise ValueError(f"{type(self).__name__}: Invalid last_epoch: {last_epoch!r} "
+                             "(expected an integer >= -1)")
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
@@ -48,6 +52,14 @@ class LRScheduler:
             self.step()
         finally:
             self._is_initial = False
+
+    def _check_args(self, **rules):
+        """Check each constructor argument, given as ``name=(value, rule)`` (rules from
+        shendu.optim.optimizer; a list or tuple value is checked item by item), so a zero
+        step_size or a string gamma fails here instead of as a ZeroDivisionError later."""
+        for key, (value, rule) in rules.items():
+            for item in value if isinstance(value, (list, tuple)) else (value,):
+                check_value(type(self).__name__, key, item, rule)
 
     def get_lr(self) -> list:
         raise NotImplementedError(f"{type(self).__name__} must implement get_lr(), the "
@@ -84,6 +96,7 @@ class StepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
+        self._check_args(step_size=(step_size, POSITIVE_INT), gamma=(gamma, POSITIVE))
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -106,6 +119,7 @@ class MultiStepLR(LRScheduler):
     """
 
     def __init__(self, optimizer, milestones, gamma=0.1, last_epoch=-1):
+        self._check_args(milestones=(list(milestones), NON_NEGATIVE_INT), gamma=(gamma, POSITIVE))
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -129,6 +143,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
+        self._check_args(gamma=(gamma, POSITIVE))
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -151,6 +166,7 @@ class CosineAnnealingLR(LRScheduler):
     """
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):  # noqa: N803 - torch's
+        self._check_args(T_max=(T_max, POSITIVE_INT), eta_min=(eta_min, NON_NEGATIVE))
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -185,6 +201,8 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer, start_factor=1.0 / 3, end_factor=1.0, total_iters=5,
                  last_epoch=-1):
+        self._check_args(start_factor=(start_factor, NON_NEGATIVE), end_factor=(end_factor,
+                         NON_NEGATIVE), total_iters=(total_iters, POSITIVE_INT))
         if start_factor > 1.0 or start_factor <= 0:
             raise ValueError(f"LinearLR: starting multiplicative factor expected to be greater "
                              f"than 0 and less or equal to 1, got {start_factor}")
@@ -233,6 +251,10 @@ class OneCycleLR(LRScheduler):
                  pct_start=0.3, anneal_strategy="cos", cycle_momentum=True,
                  base_momentum=0.85, max_momentum=0.95, div_factor=25.0, final_div_factor=1e4,
                  three_phase=False, last_epoch=-1):
+        self._check_args(max_lr=(max_lr, NON_NEGATIVE), base_momentum=(base_momentum,
+                         NON_NEGATIVE), max_momentum=(max_momentum, NON_NEGATIVE),
+                         div_factor=(div_factor, POSITIVE),
+                         final_div_factor=(final_div_factor, POSITIVE))
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"OneCycleLR: {type(optimizer).__name__} is not an Optimizer")
         self.total_steps = _total_steps(total_steps, epochs, steps_per_epoch)
@@ -349,6 +371,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
+        self._check_args(factor=(factor, NON_NEGATIVE), patience=(patience, NON_NEGATIVE_INT),
+                         threshold=(threshold, NON_NEGATIVE), cooldown=(cooldown,
+                         NON_NEGATIVE_INT), min_lr=(min_lr, NON_NEGATIVE), eps=(eps, NON_NEGATIVE))
         if factor >= 1.0:
             raise ValueError(f"ReduceLROnPlateau: factor should be < 1.0, got {factor}")
         if not isinstance(optimizer, Optimizer):

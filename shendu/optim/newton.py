@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from shendu import autograd, backend
 from shendu.autograd import enable_grad, no_grad
-from shendu.optim.optimizer import Optimizer, check_hyper
+from shendu.optim.optimizer import NON_NEGATIVE, POSITIVE_INT, Optimizer, one_of
 from shendu.tensor import Tensor
 
 _MODES = ("cg", "exact")
@@ -50,13 +50,12 @@ class Newton(Optimizer):
         [3.0, 3.0]
     """
 
+    hyper_rules = {"lr": ("learning rate", NON_NEGATIVE), "damping": ("damping value",
+                   NON_NEGATIVE), "mode": ("mode", one_of(*_MODES)),
+                   "cg_iters": ("cg_iters value", POSITIVE_INT),
+                   "cg_tol": ("cg_tol value", NON_NEGATIVE)}
+
     def __init__(self, params, lr=1.0, damping=1e-4, mode="cg", cg_iters=50, cg_tol=1e-10):
-        check_hyper("Newton", lr, lr >= 0.0, "learning rate")
-        check_hyper("Newton", damping, damping >= 0.0, "damping value")
-        check_hyper("Newton", mode, mode in _MODES, f"mode (expected one of {_MODES})")
-        check_hyper("Newton", cg_iters, isinstance(cg_iters, int) and cg_iters >= 1,
-                    "cg_iters value")
-        check_hyper("Newton", cg_tol, cg_tol >= 0.0, "cg_tol value")
         defaults = dict(lr=lr, damping=damping, mode=mode, cg_iters=cg_iters, cg_tol=cg_tol)
         super().__init__(params, defaults)
         if len(self.param_groups) != 1:

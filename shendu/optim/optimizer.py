@@ -11,6 +11,8 @@ safetensors / ``.npz`` and the numbers and ``param_groups`` in JSON.
 from __future__ import annotations
 
 import copy
+import math
+import numbers
 from collections import defaultdict
 from itertools import chain
 
@@ -46,7 +48,12 @@ class Optimizer:
     Concept: N3.2.3.
     """
 
+    #: {hyper-parameter: (what it is, rule)}, checked for every param group (check_hyper_group)
+    hyper_rules: dict = {}
+
     def __init__(self, params, defaults: dict):
+        check_hyper_group(type(self).__name__, self.hyper_rules,
+                          {k: v for k, v in defaults.items() if v is not required})
         self.defaults = defaults
         self.state = defaultdict(dict)
         self.param_groups = []
@@ -107,6 +114,7 @@ class Optimizer:
                 raise ValueError(f"{name}: parameter group didn't specify a value of required "
                                  f"optimization parameter {key}")
             param_group.setdefault(key, default)
+        check_hyper_group(name, self.hyper_rules, param_group)
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         if any(id(p) in seen for p in params):
             raise ValueError(f"{name}: some parameters appear in more than one parameter group")
@@ -182,6 +190,10 @@ class Optimizer:
         """Load a ``state_dict()``: buffers are copied and cast to each parameter's dtype and
         device; the hyper-parameters of the saved groups replace the current ones."""
         name = type(self).__name__
+        if not (isinstance(state_dict, dict) and {"state", "param_groups"} <= state_dict.keys()):
+            got = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict).__name__
+            raise ValueError(f"{name}.load_state_dict: expected a dict with 'state' and "
+                             f"'param_groups' (from optimizer.state_dict()), got {got}")
         saved_groups = copy.deepcopy(state_dict["param_groups"])
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(f"{name}.load_state_dict: loaded state dict has a different number "
@@ -192,6 +204,12 @@ class Optimizer:
                 raise ValueError(f"{name}.load_state_dict: loaded state dict contains a parameter "
                                  f"group of {len(saved['params'])} params that doesn't match the "
                                  f"size of optimizer's group ({len(group['params'])})")
+            missing = sorted(k for k in self.defaults if k not in saved)
+            if missing:  # Adam's groups lack SGD's 'momentum', SGD's lack Adam's 'betas', ...
+                raise ValueError(f"{name}.load_state_dict: the state dict is not from a {name} "
+                                 f"(its parameter groups lack {missing}); load it into the "
+                                 "optimizer type that saved it")
+            check_hyper_group(f"{name}.load_state_dict", self.hyper_rules, saved)
         id_map = dict(zip(chain.from_iterable(g["params"] for g in saved_groups),
                           chain.from_iterable(g["params"] for g in self.param_groups)))
         state = defaultdict(dict)
@@ -200,6 +218,12 @@ class Optimizer:
                 raise ValueError(f"{name}.load_state_dict: state for parameter index {key} has no "
                                  "parameter in the param_groups")
             param = id_map[key]
+            for k, v in value.items():
+                shape = tuple(getattr(v, "shape", ()))
+                if shape and shape != param.shape:
+                    raise ValueError(f"{name}.load_state_dict: state {k!r} of parameter {key} "
+                                     f"has shape {shape} but the parameter has shape "
+                                     f"{param.shape}; the state dict is from another model")
             state[param] = {k: _cast_like(k, v, param) for k, v in value.items()}
         new_groups = []
         for saved, group in zip(saved_groups, self.param_groups):
@@ -254,7 +278,50 @@ def lerp_(start, end, weight, scratch):
     return start
 
 
-def check_hyper(name, value, ok, what):
-    """Raise torch's ``ValueError('Invalid <what>: <value>')`` unless ``ok``."""
-    if not ok:
-        raise ValueError(f"{name}: Invalid {what}: {value}")
+def _finite_number(value):
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+# (test, what a valid value is): the rules an optimizer's ``hyper_rules`` refer to
+NON_NEGATIVE = (lambda v: _finite_number(v) and v >= 0, "a finite number >= 0")
+FRACTION = (lambda v: _finite_number(v) and 0 <= v < 1, "a number in [0, 1)")
+POSITIVE = (lambda v: _finite_number(v) and v > 0, "a finite number > 0")
+NON_NEGATIVE_INT = (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                    and v >= 0, "an integer >= 0")
+POSITIVE_INT = (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1,
+                "an integer >= 1")
+BETAS = "betas"  # a pair, each a FRACTION
+
+
+def one_of(*choices):
+    return (lambda v: v in choices, f"one of {choices}")
+
+
+def check_hyper_group(name, rules, group):
+    """Check every hyper-parameter of ``group`` that ``rules`` ({key: (what, rule)}) names.
+
+    Raises torch's ``ValueError('Invalid <what>: <value>')`` plus what was expected, for the
+    constructor's arguments and each group's overrides alike; a string or NaN learning rate
+    would otherwise surface steps later as a NumPy error or a model full of NaN.
+    """
+    for key, (what, rule) in rules.items():
+        if key not in group:
+            continue
+        value = group[key]
+        if rule is BETAS:
+            if not (isinstance(value, (tuple, list)) and len(value) == 2):
+                raise ValueError(f"{name}: Invalid betas: {value!r} (expected a pair "
+                                 "(beta1, beta2) of numbers in [0, 1))")
+            for i, beta in enumerate(value):
+                check_value(name, f"beta parameter at index {i}", beta, FRACTION)
+        else:
+            check_value(name, what, value, rule)
+
+
+def check_value(name, what, value, rule):
+    """Raise ``ValueError('<name>: Invalid <what>: <value> (expected ...)')`` unless ``value``
+    passes ``rule`` (one of NON_NEGATIVE, POSITIVE, FRACTION, ... above)."""
+    ok, expected = rule
+    if not ok(value):
+        raise ValueError(f"{name}: Invalid {what}: {value!r} (expected {expected})")

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from shendu import backend
-from shendu.optim.optimizer import Optimizer, check_hyper, lerp_
+from shendu.optim.optimizer import NON_NEGATIVE, Optimizer, lerp_
 from shendu.tensor import Tensor
 
 
@@ -41,13 +41,13 @@ class RMSprop(Optimizer):
         (2,)
     """
 
+    hyper_rules = {"lr": ("learning rate", NON_NEGATIVE), "eps": ("epsilon value", NON_NEGATIVE),
+                   "momentum": ("momentum value", NON_NEGATIVE),
+                   "weight_decay": ("weight_decay value", NON_NEGATIVE),
+                   "alpha": ("alpha value", NON_NEGATIVE)}
+
     def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
                  centered=False, *, maximize=False):
-        check_hyper("RMSprop", lr, lr >= 0.0, "learning rate")
-        check_hyper("RMSprop", eps, eps >= 0.0, "epsilon value")
-        check_hyper("RMSprop", momentum, momentum >= 0.0, "momentum value")
-        check_hyper("RMSprop", weight_decay, weight_decay >= 0.0, "weight_decay value")
-        check_hyper("RMSprop", alpha, alpha >= 0.0, "alpha value")
         defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                         momentum=momentum, centered=centered, maximize=maximize)
         super().__init__(params, defaults)

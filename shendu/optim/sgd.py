@@ -1,7 +1,7 @@
 """Stochastic gradient descent, with momentum and Nesterov momentum (torch.optim.SGD)."""
 from __future__ import annotations
 
-from shendu.optim.optimizer import Optimizer, check_hyper
+from shendu.optim.optimizer import NON_NEGATIVE, Optimizer
 from shendu.tensor import Tensor
 
 
@@ -40,17 +40,18 @@ class SGD(Optimizer):
         (2,)
     """
 
+    hyper_rules = {"lr": ("learning rate", NON_NEGATIVE), "momentum": ("momentum value",
+                   NON_NEGATIVE), "dampening": ("dampening value", NON_NEGATIVE),
+                   "weight_decay": ("weight_decay value", NON_NEGATIVE)}
+
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0,
                  nesterov=False, *, maximize=False):
-        check_hyper("SGD", lr, lr >= 0.0, "learning rate")
-        check_hyper("SGD", momentum, momentum >= 0.0, "momentum value")
-        check_hyper("SGD", weight_decay, weight_decay >= 0.0, "weight_decay value")
-        if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(f"SGD: Nesterov momentum requires a momentum and zero dampening, "
-                             f"got momentum={momentum}, dampening={dampening}")
         defaults = dict(lr=lr, momentum=momentum, dampening=dampening,
                         weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
         super().__init__(params, defaults)
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError(f"SGD: Nesterov momentum requires a momentum and zero dampening, "
+                             f"got momentum={momentum}, dampening={dampening}")
 
     def _update(self, param, grad, group, state):
         lr, momentum = float(group["lr"]), float(group["momentum"])

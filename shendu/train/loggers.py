@@ -65,14 +65,24 @@ class ProgressBar(Callback):
 
     Uses a ``tqdm`` bar when tqdm is installed (the 'progress' extra); otherwise prints one
     plain line per epoch to ``file`` (stderr by default).
+
+    Args:
+        file: where to write (default: stderr).
+        use_tqdm: force the tqdm bar on or off (default: on when tqdm is installed).
+        unit: what the throughput counts, e.g. 'tokens'. Defaults to 'samples'.
+        per_sample: units in one sample (a language model's block_size tokens per
+            sequence). Defaults to 1.
+        summary: print the line at each epoch's end (off where another callback prints
+            its own, as ``shendu lm train``'s StepLog). Defaults to True.
     """
 
     order = -100
     rank_zero_only = True
 
-    def __init__(self, file=None, use_tqdm=None):
+    def __init__(self, file=None, use_tqdm=None, unit="samples", per_sample=1, summary=True):
         super().__init__()
         self.file = file
+        self.unit, self.per_sample, self.summary = unit, per_sample, summary
         if use_tqdm is None:
             try:
                 import tqdm  # noqa: F401
@@ -96,13 +106,14 @@ class ProgressBar(Callback):
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         n = logs.get("size", 1)
-        self._seen += n
+        self._seen += n * self.per_sample
         self._train_time = time.perf_counter() - self._start  # samples/s excludes validation
-        self._loss_sum += logs.get("loss", math.nan) * n
+        self._loss_sum += logs.get("loss", math.nan) * n * self.per_sample
         if self._bar is not None:
             elapsed = max(time.perf_counter() - self._start, 1e-9)
-            self._bar.set_postfix(loss=f"{self._loss_sum / self._seen:.4f}",
-                                  samples_s=f"{self._rate(elapsed):.0f}", refresh=False)
+            self._bar.set_postfix({"loss": f"{self._loss_sum / self._seen:.4f}",
+                                   f"{self.unit}_s": f"{self._rate(elapsed):.0f}"},
+                                  refresh=False)
             self._bar.update(1)
 
     def _rate(self, seconds):
@@ -113,10 +124,12 @@ class ProgressBar(Callback):
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+        if not self.summary:
+            return
         elapsed = time.perf_counter() - self._start
         rate = self._rate(max(self._train_time, 1e-9))
         print(f"epoch {epoch + 1}/{self.params.get('epochs', '?')} - {elapsed:.1f}s - "
-              f"{rate:.0f} samples/s - {_format_logs(logs or {})}",
+              f"{rate:.0f} {self.unit}/s - {_format_logs(logs or {})}",
               file=self._out(), flush=True)
 
 

@@ -68,6 +68,8 @@ class Trainer:
             the step (e.g. ``shendu.viz.PGD(eps=0.3)``: Madry et al.'s adversarial
             training; the logged training metrics are then on the attacked batches).
             Defaults to None. Concept: N6.2.
+        meta: JSON values stored as ``'meta'`` in every checkpoint (what rebuilds the model and
+            its data without other files, e.g. the CLI's config). Defaults to None.
 
     The penalties cover weight tensors only (parameters with ndim >= 2), never biases or norm
     scales, and are added to the loss that is back-propagated; the logged ``loss`` is the data
@@ -87,7 +89,7 @@ class Trainer:
 
     def __init__(self, model, optimizer, loss_fn, callbacks=None, metrics=("accuracy",),
                  device="cpu", grad_clip_norm=None, grad_clip_value=None, l1=0.0, l2=0.0,
-                 adversarial=None):
+                 adversarial=None, meta=None):
         if l1 < 0 or l2 < 0:
             raise ValueError(f"Trainer: l1 and l2 must be >= 0, got l1={l1}, l2={l2}")
         self.model, self.optimizer, self.loss_fn = model, optimizer, loss_fn
@@ -107,6 +109,7 @@ class Trainer:
         self.train_loader = None
         self.model.to(self.device)
         self._needs_closure = isinstance(optimizer, Newton)
+        self.meta = dict(meta or {})
 
     # --- one step ---------------------------------------------------------------------------
     def _to_device(self, x):
@@ -281,12 +284,17 @@ class Trainer:
 
     # --- checkpoints ----------------------------------------------------------------------------
     def _generators(self):
-        """The RNG streams a resumed run must continue: the default CPU generator and the
-        training loader's own generator if it has one."""
+        """The RNG streams a resumed run must continue: the default CPU generator, the
+        training loader's own generator if it has one, and those of its dataset (random
+        augmentations: data0, data1, ...)."""
         gens = {"default": backend.default_generator("cpu")}
         own = getattr(self.train_loader, "generator", None)
         if own is not None and own is not gens["default"]:
             gens["loader"] = own
+        seen = {id(g) for g in gens.values()}
+        data = [g for g in _dataset_generators(getattr(self.train_loader, "dataset", None))
+                if id(g) not in seen]
+        gens.update((f"data{i}", gen) for i, gen in enumerate(data))
         return gens
 
     def checkpoint(self, epoch):
@@ -295,11 +303,14 @@ class Trainer:
         for i, cb in enumerate(self.callbacks):
             if hasattr(cb, "state_dict"):
                 states[f"{i}:{type(cb).__name__}"] = cb.state_dict()
-        return {"model": self._bare_model().state_dict(), "optimizer": self.optimizer.state_dict(),
-                "epoch": int(epoch),
-                "history": {"history": self.history.history, "epoch": self.history.epoch},
-                "rng": {k: g.get_state() for k, g in self._generators().items()},
-                "callbacks": states}
+        state = {"model": self._bare_model().state_dict(),
+                 "optimizer": self.optimizer.state_dict(), "epoch": int(epoch),
+                 "history": {"history": self.history.history, "epoch": self.history.epoch},
+                 "rng": {k: g.get_state() for k, g in self._generators().items()},
+                 "callbacks": states}
+        if self.meta:
+            state["meta"] = self.meta
+        return state
 
     def _bare_model(self):
         """The model without its DistributedDataParallel wrapper, whose state_dict loads into
@@ -339,3 +350,22 @@ class Trainer:
             key = f"{i}:{type(cb).__name__}"
             if key in states and hasattr(cb, "load_state_dict"):
                 cb.load_state_dict(states[key])
+
+
+def _dataset_generators(dataset):
+    """Every shendu.Generator reachable from ``dataset`` through the attributes datasets and
+    transforms are built from (Subset.dataset, ConcatDataset.datasets, .transform,
+    Compose.transforms, RandomCrop.generator, ...), in a fixed order."""
+    found, stack, visited = [], [dataset], set()
+    while stack:
+        obj = stack.pop(0)
+        if obj is None or id(obj) in visited:
+            continue
+        visited.add(id(obj))
+        if isinstance(obj, backend.Generator):
+            found.append(obj)
+            continue
+        for name in ("dataset", "datasets", "transform", "transforms", "generator"):
+            value = getattr(obj, name, None)
+            stack.extend(value if isinstance(value, (list, tuple)) else [value])
+    return found
