@@ -35,7 +35,7 @@ def test_feature_maps_match_torch_forward_hooks_and_remove_theirs():
 def test_hooks_are_removed_when_the_forward_pass_fails():
     model = small_cnn()
     with pytest.raises(ValueError):
-        viz.feature_maps(model, shendu.zeros(2, 3, 12, 12), ["0", "3"])  # wrong channels
+        viz.feature_maps(model, shendu.zeros(2, 3, 12, 12, dtype=shendu.float64), ["0", "3"])  # wrong channels
     assert hooks_left(model) == 0
     with pytest.raises(ValueError, match="no layer"):
         viz.feature_maps(model, shendu.zeros(2, 1, 12, 12), ["conv9"])
