@@ -231,3 +231,20 @@ def test_iterable_datasets_batch_like_torch(kwargs):
         sud.DataLoader(Stream(3), shuffle=True)
     with pytest.raises(ValueError, match="num_workers > 0 is not supported"):
         sud.DataLoader(Stream(3), num_workers=2)
+
+
+@pytest.mark.parametrize("shuffle, drop_last", [(False, False), (True, False), (True, True)])
+def test_distributed_sampler_on_the_torch_path_matches_torch(shuffle, drop_last):
+    from shendu.utils.data import DistributedSampler
+    union = []
+    for rank in range(3):
+        ours = DistributedSampler(list(range(10)), num_replicas=3, rank=rank, shuffle=shuffle,
+                                  drop_last=drop_last)
+        theirs = tud.DistributedSampler(list(range(10)), num_replicas=3, rank=rank,
+                                        shuffle=shuffle, drop_last=drop_last)
+        assert len(ours) == len(theirs)
+        union += list(ours)
+        if not shuffle:  # shuffled, the permutation is our generator's, not torch's
+            assert list(ours) == list(theirs)
+    assert len(union) == (9 if drop_last else 12)
+    assert set(union) <= set(range(10)) and (drop_last or set(union) == set(range(10)))
