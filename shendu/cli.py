@@ -344,14 +344,13 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     log = print
+    from shendu.distributed import launch
     try:
         from shendu import backend
         backend.normalize_device(args.device)
     except RuntimeError as err:  # e.g. --device cuda without CuPy
-        print(f"shendu {args.command}: {err}", file=sys.stderr)
-        return 2
+        return launch.report_error(f"shendu {args.command}: {err}", 2)
     try:
-        from shendu.distributed import launch
         if launch.needs_relaunch(getattr(args, "nproc", 1), getattr(args, "batch_size", None)):
             return launch.relaunch(sys.argv[1:] if argv is None else list(argv), args.nproc)
         if args.command == "train":
@@ -364,8 +363,7 @@ def main(argv=None) -> int:
             from shendu.cli_lm import run_lm
             run_lm(args, log)
     except (FileNotFoundError, ValueError) as err:
-        print(f"shendu {args.command}: {err}", file=sys.stderr)
-        return 2
+        return launch.report_error(f"shendu {args.command}: {err}", 2)  # once, not per rank
     return 0
 
 
