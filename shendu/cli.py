@@ -344,13 +344,14 @@ def build_parser():
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     log = print
-    from shendu.distributed import launch
     try:
         from shendu import backend
         backend.normalize_device(args.device)
     except RuntimeError as err:  # e.g. --device cuda without CuPy
-        return launch.report_error(f"shendu {args.command}: {err}", 2)
+        print(f"shendu {args.command}: {err}", file=sys.stderr)
+        return 2
     try:
+        from shendu.distributed import launch
         if launch.needs_relaunch(getattr(args, "nproc", 1), getattr(args, "batch_size", None)):
             return launch.relaunch(sys.argv[1:] if argv is None else list(argv), args.nproc)
         if args.command == "train":
