@@ -9,7 +9,7 @@ weights. Steps alternate (shendu, torch, shendu, ...) after warm-up so that both
 machine load; the script prints the median step times and the ratio shendu/torch (target
 <= 1.5). ``--profile`` adds the functions where shendu's step spends its time.
 
-Run: ``python benchmarks/cnn.py [--steps 10] [--threads 2] [--profile]``.
+Run: ``python benchmarks/cnn.py [--steps 10] [--threads 2] [--profile] [--device cpu|cuda]``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ import cProfile
 import io
 import pstats
 import statistics
-import sys
 import time
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch.nn as tnn
 import torch.nn.functional as tF
 
 import shendu
+from _common import add_device_argument, check_device
 from shendu.models import get_model
 
 
@@ -50,9 +50,9 @@ class TorchBlock(tnn.Module):
 
 
 class TorchResNet20(tnn.Module):
-    def __init__(self, num_classes=10):
+    def __init__(self, num_classes=10, in_channels=3):
         super().__init__()
-        self.conv1 = tnn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.conv1 = tnn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
         self.bn1 = tnn.BatchNorm2d(16)
         self.relu = tnn.ReLU(inplace=True)
         stages, inplanes = [], 16
@@ -140,12 +140,9 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg11_small"])
     parser.add_argument("--profile", action="store_true", help="show shendu's hot functions")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                        help="both frameworks on this device (cuda: shendu on CuPy, torch CUDA)")
+    add_device_argument(parser)
     args = parser.parse_args()
-    if args.device == "cuda" and not shendu.cuda_available():
-        sys.exit("benchmarks/cnn.py: --device cuda needs CuPy and an NVIDIA GPU "
-                 "(pip install 'shendu[gpu]')")
+    check_device(args.device, __file__)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)

@@ -1,21 +1,27 @@
-"""Data-parallel scaling: training samples/s on 1 and 2 MPI ranks (1 BLAS thread each).
+"""Data-parallel scaling: training samples/s on 1 and 2 ranks (1 thread each), shendu's
+DistributedDataParallel over MPI against PyTorch's DistributedDataParallel over gloo.
 
     python benchmarks/distributed.py [--models lenet5,resnet20] [--batch 64] [--steps 20]
-                                     [--bucket-mb 25] [--device cpu]
+                                     [--bucket-mb 25] [--device cpu|cuda]
 
-For each model it runs ``mpiexec -n 1`` and ``mpiexec -n 2`` on this script's worker mode with
-the same global batch (each of 2 ranks takes half) and prints samples/s, the scaling
+For each model and framework it runs ``mpiexec -n 1`` and ``mpiexec -n 2`` on this script's
+worker mode with the same global batch (each of 2 ranks takes half; the torch workers take
+their rank from mpiexec and join a gloo group over TCP on this host, so both frameworks get
+the same process placement and core binding) and prints samples/s, the scaling
 efficiency (rate on 2 ranks / twice the rate on 1) and the fraction of gradient communication
 hidden behind backward: 1 - exposed / alone, where "exposed" is the time from the moment the
 slower rank launched its last bucket to the moment this rank holds all reduced gradients (so
 waiting for a slower rank does not count as communication; the clocks are one host's), and
 "alone" is what the same all-reduces take one after another, blocking, measured right after.
+The last column is the time ratio shendu/torch on 2 ranks (torch's samples/s over shendu's;
+above 1 means shendu is slower). As on 1 process, the model is not wrapped on 1 rank.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -23,6 +29,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
+
+from _common import add_device_argument, check_device, synchronize  # noqa: E402
 
 
 def worker(args):
@@ -47,6 +55,7 @@ def worker(args):
         optimizer.zero_grad()
         loss_fn(ddp(x), y).backward()
         optimizer.step()
+        synchronize(args.device)
 
     for _ in range(3):
         step()
@@ -66,6 +75,59 @@ def worker(args):
         result["buckets"] = len(ddp._buckets)
     if rank == 0:
         print("RESULT " + json.dumps(result), flush=True)
+
+
+def torch_worker(args):
+    """The same measurement with torch: the twin model, torch's DDP over gloo."""
+    import torch
+    import torch.distributed as tdist
+    from cnn import TorchResNet20
+    from train import torch_lenet
+    torch.set_num_threads(1)
+    rank = int(os.environ.get("OMPI_COMM_WORLD_RANK", os.environ.get("PMI_RANK", "0")))
+    world = int(os.environ.get("OMPI_COMM_WORLD_SIZE", os.environ.get("PMI_SIZE", "1")))
+    twins = {"lenet5": lambda: torch_lenet("tanh"),
+             "resnet20": lambda: TorchResNet20(in_channels=1)}
+    if args.model not in twins:
+        sys.exit(f"benchmarks/distributed.py: no torch twin for {args.model!r}; "
+                 f"have {', '.join(twins)}")
+    torch.manual_seed(0)
+    model = twins[args.model]().to(args.device).train()
+    if world > 1:
+        tdist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{args.port}",
+                                 rank=rank, world_size=world)
+        ddp = torch.nn.parallel.DistributedDataParallel(model, bucket_cap_mb=args.bucket_mb)
+    else:
+        ddp = model
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    share = args.batch // world
+    gen = torch.Generator().manual_seed(rank)
+    x = torch.randn(share, 1, 28, 28, generator=gen).to(args.device)
+    y = torch.randint(0, 10, (share,), generator=gen).to(args.device)
+
+    def step():
+        optimizer.zero_grad()
+        loss_fn(ddp(x), y).backward()
+        optimizer.step()
+        synchronize(args.device)
+
+    for _ in range(3):
+        step()
+    times = []
+    for _ in range(args.steps):
+        if world > 1:
+            tdist.barrier()  # time each step from a common start
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    if rank == 0:
+        print("RESULT " + json.dumps({"model": args.model, "world": world,
+                                      "step_s": statistics.median(times),
+                                      "samples_per_s": args.batch / statistics.median(times)}),
+              flush=True)
+    if world > 1:
+        tdist.destroy_process_group()
 
 
 def exposed_communication(stats):
@@ -94,19 +156,27 @@ def blocking_allreduce_time(ddp, repeats):
     return statistics.median(times)
 
 
-def launch(args, model, world):
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(args, model, world, framework="shendu"):
     from shendu.distributed.launch import mpiexec_command
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1",
                PYTHONPATH=os.pathsep.join([os.path.dirname(HERE),
                                            os.environ.get("PYTHONPATH", "")]))
+    env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # all ranks on this host: loopback
     command = mpiexec_command(world) + [sys.executable, os.path.abspath(__file__), "--worker",
-                                        "--model", model, "--batch", str(args.batch),
+                                        framework, "--model", model, "--batch", str(args.batch),
                                         "--steps", str(args.steps), "--bucket-mb",
-                                        str(args.bucket_mb), "--device", args.device]
+                                        str(args.bucket_mb), "--device", args.device,
+                                        "--port", str(free_port())]
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=1800)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        sys.exit(f"benchmarks/distributed.py: {model} on {world} rank(s) failed:\n"
+        sys.exit(f"benchmarks/distributed.py: {framework} {model} on {world} rank(s) failed:\n"
                  f"{proc.stderr[-2000:]}")
     return json.loads(lines[0][len("RESULT "):])
 
@@ -118,26 +188,32 @@ def main():
     parser.add_argument("--batch", type=int, default=64, help="global batch (default 64)")
     parser.add_argument("--steps", type=int, default=20, help="timed steps (default 20)")
     parser.add_argument("--bucket-mb", type=float, default=25.0)
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    add_device_argument(parser)
+    parser.add_argument("--worker", choices=("shendu", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args)
-    import shendu
-    if args.device == "cuda" and not shendu.cuda_available():
-        sys.exit("benchmarks/distributed.py: --device cuda needs CuPy and an NVIDIA GPU "
-                 "(pip install 'shendu[gpu]')")
+        return worker(args) if args.worker == "shendu" else torch_worker(args)
+    check_device(args.device, __file__)
     print(f"global batch {args.batch}, {args.steps} timed steps, bucket {args.bucket_mb:g} MB, "
-          f"device {args.device}, 1 BLAS thread per rank, {os.cpu_count()} cores")
-    print(f"{'model':<10} {'1 rank/s':>9} {'2 ranks/s':>10} {'efficiency':>11} "
-          f"{'buckets':>8} {'alone ms':>9} {'exposed ms':>11} {'hidden':>7}")
+          f"device {args.device}, 1 thread per rank, {os.cpu_count()} cores; shendu over MPI, "
+          "torch DDP over gloo")
+    print(f"{'model':<10} {'framework':<9} {'1 rank/s':>9} {'2 ranks/s':>10} {'efficiency':>11} "
+          f"{'buckets':>8} {'alone ms':>9} {'exposed ms':>11} {'hidden':>7} {'ratio':>6}")
     for model in args.models.split(","):
-        one, two = launch(args, model, 1), launch(args, model, 2)
-        efficiency = two["samples_per_s"] / (2 * one["samples_per_s"])
+        one, torch_one = launch(args, model, 1), launch(args, model, 1, "torch")
+        two, torch_two = launch(args, model, 2), launch(args, model, 2, "torch")
         hidden = max(0.0, 1.0 - two["wait_s"] / two["comm_s"]) if two["comm_s"] > 0 else 0.0
-        print(f"{model:<10} {one['samples_per_s']:>9.0f} {two['samples_per_s']:>10.0f} "
-              f"{efficiency:>10.0%} {two['buckets']:>8d} {1000 * two['comm_s']:>9.2f} "
-              f"{1000 * two['wait_s']:>11.2f} {hidden:>6.0%}")
+        ratio = torch_two["samples_per_s"] / two["samples_per_s"]
+        print(f"{model:<10} {'shendu':<9} {one['samples_per_s']:>9.0f} "
+              f"{two['samples_per_s']:>10.0f} "
+              f"{two['samples_per_s'] / (2 * one['samples_per_s']):>10.0%} "
+              f"{two['buckets']:>8d} {1000 * two['comm_s']:>9.2f} "
+              f"{1000 * two['wait_s']:>11.2f} {hidden:>6.0%} {ratio:>6.2f}")
+        print(f"{'':<10} {'torch':<9} {torch_one['samples_per_s']:>9.0f} "
+              f"{torch_two['samples_per_s']:>10.0f} "
+              f"{torch_two['samples_per_s'] / (2 * torch_one['samples_per_s']):>10.0%}")
+    print("ratio: time per step on 2 ranks, shendu / torch (above 1: shendu is slower)")
 
 
 if __name__ == "__main__":

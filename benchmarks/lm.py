@@ -10,7 +10,9 @@ One step is zero_grad, forward, cross-entropy, backward, (clip), optimizer step.
 alternate shendu/torch (the order flips every repeat); the script prints the median ms per
 step and the ratio shendu/torch (target <= 1.5 each).
 
-Run: ``python benchmarks/lm.py [--repeats N] [--threads 2] [--only lstm|gpt] [--profile]``.
+Run: ``python benchmarks/lm.py [--repeats N] [--threads 2] [--only lstm|gpt] [--profile]
+[--device cpu|cuda]`` (cuda: both frameworks on the GPU; each step ends with ``loss.item()``,
+which waits for the GPU).
 """
 from __future__ import annotations
 
@@ -35,6 +37,7 @@ import torch.nn.functional as TF  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import shendu  # noqa: E402
+from _common import add_device_argument, check_device  # noqa: E402
 from shendu.models import GPT, CharRNN, GPTConfig  # noqa: E402
 
 VOCAB, SEQ, BATCH = 65, 64, 32
@@ -84,7 +87,8 @@ class TorchGPT(tnn.Module):
         self.transformer.wte.weight = self.lm_head.weight
 
     def forward(self, idx):
-        x = self.transformer.wte(idx) + self.transformer.wpe(torch.arange(idx.shape[1]))
+        positions = torch.arange(idx.shape[1], device=idx.device)
+        x = self.transformer.wte(idx) + self.transformer.wpe(positions)
         for block in self.transformer.h:
             x = block(x)
         return self.lm_head(self.transformer.ln_f(x))
@@ -96,7 +100,7 @@ def _torch_groups(model):
             {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
 
 
-def steppers(which, rng):
+def steppers(which, rng, device="cpu"):
     """(shendu step, torch step), each returning the loss, from the same weights and batch."""
     if which == "lstm":
         ours, theirs = CharRNN(VOCAB, 64, 256), TorchCharLSTM()
@@ -109,9 +113,11 @@ def steppers(which, rng):
         clip = None
     theirs.load_state_dict({k: torch.from_numpy(v.numpy().copy())
                             for k, v in ours.state_dict().items()})
+    ours.to(device), theirs.to(device)  # in place: the optimizers keep the same parameters
     ids = rng.integers(0, VOCAB, size=(BATCH, SEQ + 1))
-    x, y = shendu.from_numpy(ids[:, :-1]), shendu.from_numpy(ids[:, 1:].reshape(-1))
-    tx, ty = torch.from_numpy(ids[:, :-1]), torch.from_numpy(ids[:, 1:].reshape(-1))
+    inputs, targets = ids[:, :-1], ids[:, 1:].reshape(-1)
+    x, y = shendu.from_numpy(inputs).to(device), shendu.from_numpy(targets).to(device)
+    tx, ty = torch.from_numpy(inputs).to(device), torch.from_numpy(targets).to(device)
 
     def step_ours():
         opt.zero_grad()
@@ -134,8 +140,8 @@ def steppers(which, rng):
     return step_ours, step_torch
 
 
-def bench(which, repeats, profile):
-    step_ours, step_torch = steppers(which, np.random.default_rng(0))
+def bench(which, repeats, profile, device="cpu"):
+    step_ours, step_torch = steppers(which, np.random.default_rng(0), device)
     loss, tloss = step_ours(), step_torch()  # warm-up; same weights and batch: same loss
     print(f"{which}: first-step loss shendu {loss:.6f}  torch {tloss:.6f}")
     if profile:
@@ -162,11 +168,13 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", choices=["lstm", "gpt"], default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile 5 shendu steps first")
+    add_device_argument(parser)
     args = parser.parse_args()
+    check_device(args.device, __file__)
     torch.set_num_threads(args.threads)
     for which in ("lstm", "gpt"):
         if args.only in (None, which):
-            bench(which, args.repeats, args.profile)
+            bench(which, args.repeats, args.profile, args.device)
 
 
 if __name__ == "__main__":

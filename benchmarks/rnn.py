@@ -6,7 +6,7 @@ alternate shendu/torch (the order flips every repeat) and the script prints the 
 milliseconds per step and the ratio shendu/torch (target <= 1.5).
 
 Run: ``python benchmarks/rnn.py [--repeats N] [--threads 2] [--mode lstm|gru|rnn]
-[--composed] [--profile]``.
+[--composed] [--profile] [--device cpu|cuda]`` (cuda: both frameworks on the GPU).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ import torch.nn as tnn
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import shendu
+from _common import add_device_argument, check_device
 from shendu import nn
 
 VOCAB, EMBED, HIDDEN, SEQ, BATCH = 65, 64, 256, 64, 32
@@ -55,14 +56,15 @@ class TorchCharModel(tnn.Module):
         return self.head(out)
 
 
-def steppers(mode, fused, rng):
+def steppers(mode, fused, rng, device):
     ours, theirs = CharModel(mode, fused), TorchCharModel(mode)
     theirs.load_state_dict({k: torch.from_numpy(v.numpy().copy())
                             for k, v in ours.state_dict().items()})
+    ours.to(device), theirs.to(device)
     opt, topt = shendu.optim.Adam(ours.parameters()), torch.optim.Adam(theirs.parameters())
     ids = rng.integers(0, VOCAB, size=(SEQ + 1, BATCH))
-    x, y = shendu.from_numpy(ids[:-1]), shendu.from_numpy(ids[1:].reshape(-1))
-    tx, ty = torch.from_numpy(ids[:-1]), torch.from_numpy(ids[1:].reshape(-1))
+    x, y = (shendu.from_numpy(a).to(device) for a in (ids[:-1], ids[1:].reshape(-1)))
+    tx, ty = (torch.from_numpy(a).to(device) for a in (ids[:-1], ids[1:].reshape(-1)))
 
     def step_ours():
         opt.zero_grad()
@@ -90,9 +92,12 @@ def main():
     parser.add_argument("--mode", default="lstm", choices=["lstm", "gru", "rnn"])
     parser.add_argument("--composed", action="store_true", help="fused=False (Tensor ops)")
     parser.add_argument("--profile", action="store_true", help="cProfile the shendu step")
+    add_device_argument(parser)
     args = parser.parse_args()
+    check_device(args.device, __file__)
     torch.set_num_threads(args.threads)
-    step_ours, step_torch = steppers(args.mode, not args.composed, np.random.default_rng(0))
+    step_ours, step_torch = steppers(args.mode, not args.composed, np.random.default_rng(0),
+                                     args.device)
     loss, tloss = step_ours(), step_torch()  # warm-up; same weights and batch: same loss
     print(f"first-step loss: shendu {loss:.6f}  torch {tloss:.6f}")
     if args.profile:
@@ -108,7 +113,8 @@ def main():
             step()
             times[name].append(time.perf_counter() - start)
     ms = {name: 1000 * statistics.median(t) for name, t in times.items()}
-    print(f"char-{args.mode} step ({'composed' if args.composed else 'fused'}): shendu "
+    print(f"char-{args.mode} step ({'composed' if args.composed else 'fused'}, "
+          f"{args.device}): shendu "
           f"{ms['shendu']:.1f} ms  torch {ms['torch']:.1f} ms  ratio "
           f"{ms['shendu'] / ms['torch']:.2f}")
 

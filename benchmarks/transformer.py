@@ -1,6 +1,7 @@
 """Forward+backward time of a tiny GPT-like block stack, shendu against PyTorch CPU.
 
-Run: ``python benchmarks/transformer.py [--repeats N] [--dropout P] [--profile]``.
+Run: ``python benchmarks/transformer.py [--repeats N] [--dropout P] [--profile]
+[--device cpu|cuda]`` (cuda: both frameworks on the GPU).
 
 The stack is nanoGPT's shape (n_layer 4, n_head 4, n_embd 128, block 64, batch 32): a
 TransformerEncoder of pre-norm GELU layers with a causal mask, then a final LayerNorm, built
@@ -25,6 +26,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import shendu
+from _common import add_device_argument, check_device, synchronize
 from shendu import nn
 
 
@@ -48,10 +50,12 @@ def build(n_layer=4, n_head=4, n_embd=128, block=64, batch=32, dropout=0.0, seed
     return ours, theirs, (x, y, mask, tmask)
 
 
-def runners(ours, theirs, data):
+def runners(ours, theirs, data, device="cpu"):
     x, y, mask, tmask = data
-    sx, sy = shendu.tensor(x, requires_grad=True), shendu.tensor(y)
-    tx, ty = torch.tensor(x, requires_grad=True), torch.tensor(y)
+    ours.to(device), theirs.to(device)
+    mask, tmask = mask.to(device), tmask.to(device)
+    sx, sy = shendu.tensor(x, device=device, requires_grad=True), shendu.tensor(y, device=device)
+    tx, ty = torch.tensor(x, device=device, requires_grad=True), torch.tensor(y, device=device)
 
     def run_ours():
         ours.zero_grad()
@@ -66,7 +70,7 @@ def runners(ours, theirs, data):
     return run_ours, run_theirs
 
 
-def measure(run_ours, run_theirs, repeats):
+def measure(run_ours, run_theirs, repeats, device="cpu"):
     times = {"shendu": [], "torch": []}
     run_ours(), run_theirs()  # warm-up
     for i in range(repeats):
@@ -74,6 +78,7 @@ def measure(run_ours, run_theirs, repeats):
         for name, fn in (pair if i % 2 == 0 else pair[::-1]):
             start = time.perf_counter()
             fn()
+            synchronize(device)
             times[name].append(time.perf_counter() - start)
     return {k: statistics.median(v) * 1e3 for k, v in times.items()}
 
@@ -84,10 +89,12 @@ def main(argv=None):
     parser.add_argument("--dropout", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--profile", action="store_true")
+    add_device_argument(parser)
     args = parser.parse_args(argv)
+    check_device(args.device, __file__)
     torch.set_num_threads(args.threads)
     ours, theirs, data = build(dropout=args.dropout)
-    run_ours, run_theirs = runners(ours, theirs, data)
+    run_ours, run_theirs = runners(ours, theirs, data, args.device)
     if args.profile:
         prof = cProfile.Profile()
         prof.enable()
@@ -96,8 +103,9 @@ def main(argv=None):
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
         return
-    ms = measure(run_ours, run_theirs, args.repeats)
-    print(f"GPT-like stack (4 x 128, 4 heads, L 64, N 32), dropout {args.dropout}: "
+    ms = measure(run_ours, run_theirs, args.repeats, args.device)
+    print(f"GPT-like stack (4 x 128, 4 heads, L 64, N 32), dropout {args.dropout}, "
+          f"{args.device}: "
           f"shendu {ms['shendu']:.1f} ms, torch {ms['torch']:.1f} ms, "
           f"ratio {ms['shendu'] / ms['torch']:.2f}")
 

@@ -675,8 +675,9 @@ def main(argv=None) -> int:
         print(f"shendu {args.command}: interrupted", file=sys.stderr)
         return 130
     except USER_ERRORS as err:
-        print(f"shendu {args.command}: {_one_line(err)}", file=sys.stderr)
-        return 130 if isinstance(err, Interrupted) else 2
+        from shendu.distributed import launch
+        return launch.report_error(f"shendu {args.command}: {_one_line(err)}",  # once, not
+                                   130 if isinstance(err, Interrupted) else 2)  # per rank
     return 0
 
 

@@ -165,9 +165,21 @@ def run_failure(kind):
     print("rank 0 finished a collective without rank 1", flush=True)
 
 
+def run_error(kind):
+    """A CLI-style error on every rank, or on rank 1 alone while rank 0 waits for it."""
+    from shendu.distributed import launch
+    dist.init_process_group(timeout=30)
+    if kind == "error-everywhere" or dist.get_rank() == 1:
+        launch.report_error(f"rank {dist.get_rank()}: bad input", 2)
+    dist.all_reduce(shendu.ones(3))
+    print(f"rank {dist.get_rank()} went on after the error", flush=True)
+
+
 if __name__ == "__main__":
     out, scenario = sys.argv[1], sys.argv[2]
     if scenario == "train":
         run_train(out)
+    elif scenario.startswith("error"):
+        run_error(scenario)
     else:
         run_failure(scenario)

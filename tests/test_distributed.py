@@ -3,6 +3,7 @@
 The distributed side runs as ``mpiexec -n 2 python tests/distributed_worker.py`` (one launch
 for all training scenarios, a few seconds); the single-process references run here.
 """
+import io
 import os
 import shutil
 import subprocess
@@ -175,6 +176,42 @@ def test_a_failed_rank_stops_the_others(tmp_path, scenario):
     assert elapsed < 60, f"the job took {elapsed:.0f} s to stop"
     if scenario == "hang":  # rank 0 gave up after its 3 s timeout and said why
         assert "rank 0 of 2 waited 3 s in all_reduce" in proc.stderr, proc.stderr
+
+
+@needs_mpi
+@pytest.mark.parametrize("scenario, printed", [("error-everywhere", ["rank 0"]),
+                                               ("error-on-rank-1", ["rank 1"])])
+def test_an_error_is_printed_once_per_job(tmp_path, scenario, printed):
+    proc, elapsed = _mpiexec(tmp_path, scenario, timeout=90)
+    assert proc.returncode == 2, proc.stderr
+    said = [r for r in ("rank 0", "rank 1") if f"{r}: bad input" in proc.stderr]
+    assert said == printed, proc.stderr  # the other rank stayed quiet or was ended first
+    assert "went on after the error" not in proc.stdout
+
+
+def test_forwarding_drops_only_the_open_mpi_exit_notice():
+    notice = (b"-" * 74 + b"\nprterun detected that one or more processes exited with non-zero"
+              b" status,\nthus causing the job to be terminated. The first process to do so "
+              b"was:\n\n   Process name: [prterun-vm-1@1,0]\n   Exit code:    2\n" + b"-" * 74
+              + b"\n")
+    text = (b"\repoch 1:  10%|#  | 1/10\rep" b"och 1:  20%|## | 2/10\n" + b"-" * 20 + b"\nkept\n"
+            b"shendu train: no such file\n[vm:1] PMIX ERROR: PMIX_ERR_UNREACH in file x\n"
+            + notice + b"after\n")
+    chunks = [text[i:i + 7] for i in range(0, len(text), 7)]  # lines split across reads
+    out = io.BytesIO()
+    launch.forward_without_exit_notice(lambda: chunks.pop(0) if chunks else b"", out)
+    assert out.getvalue() == (b"\repoch 1:  10%|#  | 1/10\repoch 1:  20%|## | 2/10\n"
+                              + b"-" * 20 + b"\nkept\nshendu train: no such file\nafter\n")
+
+
+@needs_mpi
+def test_cli_error_on_every_rank_is_one_line(tmp_path):
+    proc = _shendu(["train", "--subset", "--nproc", "2", "--resume", str(tmp_path / "no.st"),
+                    "--epochs", "1", "--out", str(tmp_path / "run")], tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"shendu train: [Errno 2] No such file or directory: '{tmp_path / 'no.st'}'"], \
+        proc.stderr
 
 
 def test_collectives_need_a_process_group():

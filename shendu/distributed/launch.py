@@ -10,6 +10,12 @@ Decisions for one machine: each rank gets cpu_count // N BLAS threads (at least 
 OMP_NUM_THREADS is already set, and ``--oversubscribe`` is passed only when N exceeds the
 cores (Open MPI refuses to start more ranks than cores otherwise, and then binds none of them;
 with N <= cores it binds each rank to its own core).
+
+A CLI error that every rank hits (a missing file, a bad value) is printed once: rank 0 prints
+its line, the other ranks give mpiexec ``ERROR_GRACE_S`` to end them (it does as soon as rank 0
+exits non-zero) and print theirs only if they are still alive then, i.e. when rank 0 did not
+fail. Under ``--nproc`` the parent drops Open MPI's multi-line "exited with non-zero status"
+notice from the output, since the ranks have already said why.
 """
 from __future__ import annotations
 
@@ -17,11 +23,19 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from shendu.distributed import comm
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 _RELAUNCHED = "SHENDU_NPROC"  # set for the ranks a --nproc launch starts
+ERROR_GRACE_S = 2.0
+# Open MPI's notices that a rank exited non-zero (5.x prterun, 4.x mpirun): each is a block
+# between dashed lines whose first line starts with one of these
+_EXIT_NOTICES = ("prterun detected that one or more processes exited with non-zero status",
+                 "mpirun detected that one or more processes exited with non-zero status",
+                 "Primary job  terminated normally, but")
+_EXIT_NOISE = "PMIX ERROR: PMIX_ERR_UNREACH"  # a line 5.x adds when a rank exits early
 
 
 def mpi4py_available() -> bool:
@@ -38,6 +52,27 @@ def world_size_from_env() -> int:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
     return 1
+
+
+def rank_from_env() -> int:
+    """This process's rank in the MPI job it was started in (0 when not under mpiexec)."""
+    for name in ("OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return 0
+
+
+def report_error(message: str, code: int) -> int:
+    """Print a one-line CLI error on stderr once per job (see the module docstring); returns
+    ``code``, or, once this rank has joined the process group, ends it with ``code`` at once:
+    a normal exit would wait in MPI_Finalize for ranks that may be waiting for this one."""
+    if world_size_from_env() > 1 and rank_from_env() != 0:
+        time.sleep(ERROR_GRACE_S)  # when rank 0 failed too, mpiexec ends this rank here
+    print(message, file=sys.stderr, flush=True)
+    if comm.is_initialized() and comm.get_world_size() > 1:
+        sys.stdout.flush()
+        os._exit(code)
+    return code
 
 
 def find_mpiexec():
@@ -82,9 +117,55 @@ def relaunch(argv, nproc: int) -> int:
             command += ["-x", name]  # forwarded to ranks on other hosts too
     command += [sys.executable, "-m", "shendu.cli", *argv]
     try:
-        return subprocess.run(command, env=env).returncode
+        if not hasattr(sys.stderr, "buffer"):  # stderr replaced (e.g. captured): pass through
+            return subprocess.run(command, env=env).returncode
+        proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+        forward_without_exit_notice(lambda: os.read(proc.stderr.fileno(), 65536),
+                                    sys.stderr.buffer)
+        return proc.wait()
     except KeyboardInterrupt:
         return 130
+
+
+def forward_without_exit_notice(read, out) -> None:
+    """Copy the bytes ``read()`` returns (b"" at the end) to the binary stream ``out`` as they
+    come, minus Open MPI's notice that a rank exited non-zero. Lines are passed on whole;
+    an unfinished line (a progress bar redrawn with \r) is passed on at once unless it could
+    start a notice."""
+    held, pending, in_notice = b"", b"", False
+
+    def line_out(line):
+        nonlocal held, in_notice
+        text = line.decode("utf-8", "replace").strip()
+        dashes = len(text) > 10 and set(text) == {"-"}
+        if in_notice:
+            in_notice = not dashes
+            return
+        if held:
+            if text.startswith(_EXIT_NOTICES):
+                held, in_notice = b"", True
+                return
+            out.write(held)
+            held = b""
+        if dashes:
+            held = line  # kept until the next line says whether a notice starts
+        elif _EXIT_NOISE not in text:
+            out.write(line)
+
+    while True:
+        chunk = read()
+        if not chunk:
+            break
+        *lines, pending = (pending + chunk).split(b"\n")
+        for line in lines:
+            line_out(line + b"\n")
+        if pending and not in_notice and not held and \
+                not pending.lstrip(b"\r").startswith((b"-", b"[")):
+            out.write(pending)
+            pending = b""
+        out.flush()
+    out.write(held + pending)
+    out.flush()
 
 
 def _check_split(batch_size, world, what):
