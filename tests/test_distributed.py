@@ -210,8 +210,8 @@ def test_cli_error_on_every_rank_is_one_line(tmp_path):
                     "--epochs", "1", "--out", str(tmp_path / "run")], tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        f"shendu train: [Errno 2] No such file or directory: '{tmp_path / 'no.st'}'"], \
-        proc.stderr
+        f"shendu train: --resume {tmp_path / 'no.st'}: no such file"], proc.stderr
+    assert not (tmp_path / "run").exists()  # checked before anything was written
 
 
 def test_collectives_need_a_process_group():
