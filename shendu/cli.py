@@ -338,6 +338,8 @@ def build_parser():
     ev.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     from shendu.cli_lm import add_lm_parser
     add_lm_parser(sub)
+    from shendu.cli_lab import add_lab_parser
+    add_lab_parser(sub)
     return parser
 
 
@@ -363,6 +365,9 @@ def main(argv=None) -> int:
         elif args.command == "lm":
             from shendu.cli_lm import run_lm
             run_lm(args, log)
+        elif args.command == "lab":
+            from shendu.cli_lab import run_lab
+            run_lab(args, log)
     except (FileNotFoundError, ValueError) as err:
         print(f"shendu {args.command}: {err}", file=sys.stderr)
         return 2

@@ -75,7 +75,7 @@ def compare(a, b, name_a, name_b, higher_is_better=True, alpha=0.05, min_effect=
     gain = sign * (mean(a) - mean(b))
     word = "higher" if higher_is_better else "lower"
     if len(a) < 2 or len(b) < 2:
-        return "inconclusive", (f"{name_a} is {gain:+.4g} {word}-is-better vs {name_b}, but "
+        return "inconclusive", (f"{name_a} vs {name_b}: gain {gain:+.4g} ({word} is better), but "
                                 f"with {min(len(a), len(b))} seed(s) there is no spread to "
                                 "judge it against (needs >= 2 seeds)")
     signed_a, signed_b = [sign * v for v in a], [sign * v for v in b]
