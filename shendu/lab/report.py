@@ -50,7 +50,8 @@ def write_report(results, out, command, quick=False):
     for r in results:
         verdict = f"{r.verdict} (quick)" if quick else r.verdict
         fig = f"[{Path(r.figure).name}]({Path(r.figure).name})" if r.figure else "-"
-        lines.append(f"| {r.claim_id} | {r.concept} | {r.headline()} | {verdict} | {fig} |")
+        cell = r.headline().replace("|", "\\|")  # a |x| in a quantity's name ends a cell
+        lines.append(f"| {r.claim_id} | {r.concept} | {cell} | {verdict} | {fig} |")
     lines += ["", "## Details", ""]
     for r in results:
         lines += [f"### {r.claim_id}", "", f"- claim: {r.statement}", f"- setup: {r.setup}",
