@@ -45,7 +45,8 @@ def write_report(results, out, command, quick=False):
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"# shendu lab report{' (QUICK MODE: machinery check, do not quote)' if quick else ''}",
              "", f"Command: `{command}`  ", f"Date: {when}; load average at the end: {load}", "",
-             "| claim | concept | measurement (mean ± std over seeds) | verdict | figure |",
+             "| claim | concept | measurement (mean ± std over seeds; over widths for the "
+             "deterministic sweeps) | verdict | figure |",
              "|---|---|---|---|---|"]
     for r in results:
         verdict = f"{r.verdict} (quick)" if quick else r.verdict
