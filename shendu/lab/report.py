@@ -15,7 +15,7 @@ def run_claims(claims, out, quick=False, seeds=None, seed=0, log=print, show_pro
     n = len(seed_list(seed, seeds, quick))
     total = sum(c.estimate_s[0 if quick else 1] for c in claims) * n
     log(f"shendu lab: {len(claims)} claim(s), {n} seed(s){' (quick)' if quick else ''}; "
-        f"estimated ~{_duration(total)} (rough, from development runs)")
+        f"estimated ~{_duration(total)} (rough: the load on the machine changes it)")
     results = []
     for claim in claims:
         # one tick per seed; deterministic sweeps tick per width and the bar is completed below
