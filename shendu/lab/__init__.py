@@ -51,7 +51,7 @@ CLAIMS = {c.claim_id: c for c in [
     Claim(regularization.L1_ID, regularization.run_l1, (2, 18)),
     Claim(tricks.BN_ID, tricks.run_batchnorm, (4, 3)),
     Claim(tricks.CLIP_ID, tricks.run_clipping, (3, 25)),
-    Claim(recurrent.CLAIM_ID, recurrent.run, (2, 300)),
+    Claim(recurrent.CLAIM_ID, recurrent.run, (2, 75)),
     Claim(causal.CLAIM_ID, causal.run, (1, 4)),
 ]}
 
