@@ -23,8 +23,9 @@ from shendu.lab.result import VERDICTS, ClaimResult, check_each, combine, compar
 @dataclass(frozen=True)
 class Claim:
     """One registered experiment. ``estimate_s``: rough (quick, full) run time in seconds
-    per seed, read off the first full runs (2026-12-02) on a 2-core machine shared with
-    other jobs (the quick ones are guesses); load changes them several-fold."""
+    per seed, read off the full run of 2026-12-02 on a 2-core machine at load ~2 (the quick
+    ones are guesses); a loaded machine is several times slower. Claims sharing a cached
+    training (dead/sparse, dropout/L2/L1) are cheaper after the first."""
 
     claim_id: str
     run: Callable
@@ -40,19 +41,19 @@ CLAIMS = {c.claim_id: c for c in [
     Claim(conv_cost.FORMULA_ID, conv_cost.run_formula, (1, 1)),
     Claim(conv_cost.BOTTLENECK_ID, conv_cost.run_bottleneck, (1, 1)),
     Claim(conv_cost.STACK_ID, conv_cost.run_stack, (1, 1)),
-    Claim(activations.CONVERGE_ID, activations.run_converge, (3, 60)),
-    Claim(activations.VANISH_ID, activations.run_vanishing, (1, 2)),
+    Claim(activations.CONVERGE_ID, activations.run_converge, (3, 3)),
+    Claim(activations.VANISH_ID, activations.run_vanishing, (1, 1)),
     Claim(activations.SPARSE_ID, activations.run_sparse, (3, 3)),
     Claim(activations.DEAD_ID, activations.run_dead, (2, 1)),
     Claim(activations.DERIVATIVE_ID, activations.run_derivatives, (1, 1)),
-    Claim(init_variance.CLAIM_ID, init_variance.run, (1, 5)),
-    Claim(regularization.DROPOUT_ID, regularization.run_dropout, (3, 14)),
-    Claim(regularization.L2_ID, regularization.run_l2, (2, 26)),
-    Claim(regularization.L1_ID, regularization.run_l1, (2, 18)),
+    Claim(init_variance.CLAIM_ID, init_variance.run, (1, 1)),
+    Claim(regularization.DROPOUT_ID, regularization.run_dropout, (3, 15)),
+    Claim(regularization.L2_ID, regularization.run_l2, (2, 3)),
+    Claim(regularization.L1_ID, regularization.run_l1, (2, 4)),
     Claim(tricks.BN_ID, tricks.run_batchnorm, (4, 3)),
-    Claim(tricks.CLIP_ID, tricks.run_clipping, (3, 25)),
-    Claim(recurrent.CLAIM_ID, recurrent.run, (2, 75)),
-    Claim(causal.CLAIM_ID, causal.run, (1, 4)),
+    Claim(tricks.CLIP_ID, tricks.run_clipping, (3, 2)),
+    Claim(recurrent.CLAIM_ID, recurrent.run, (2, 20)),
+    Claim(causal.CLAIM_ID, causal.run, (1, 1)),
 ]}
 
 __all__ = ["CLAIMS", "Claim", "ClaimResult", "VERDICTS", "check_each", "combine", "compare",
