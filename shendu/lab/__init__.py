@@ -8,14 +8,14 @@ runs in seconds on small data and only checks the machinery: never quote a quick
 
 Not here yet (their prerequisites live on other branches): N3.1.2 (each remedy fixes its
 fault: needs the training doctor), N6.1 (Fast R-CNN, learned up-sampling), N6.2 (adversarial
-robustness, saliency); also N5.3 (pre-training beats scratch), which needs a pre-trained LM.
+robustness, saliency).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
 
-from shendu.lab import (activations, causal, conv_cost, init_variance, recurrent,
+from shendu.lab import (activations, causal, conv_cost, init_variance, pretraining, recurrent,
                         regularization, symmetry, tricks)
 from shendu.lab.result import VERDICTS, ClaimResult, check_each, combine, compare, summarize
 
@@ -54,6 +54,7 @@ CLAIMS = {c.claim_id: c for c in [
     Claim(tricks.CLIP_ID, tricks.run_clipping, (3, 2)),
     Claim(recurrent.CLAIM_ID, recurrent.run, (2, 20)),
     Claim(causal.CLAIM_ID, causal.run, (1, 1)),
+    Claim(pretraining.CLAIM_ID, pretraining.run, (8, 400)),
 ]}
 
 __all__ = ["CLAIMS", "Claim", "ClaimResult", "VERDICTS", "check_each", "combine", "compare",
