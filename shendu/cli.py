@@ -632,6 +632,8 @@ def build_parser():
     add_doctor_parser(sub)
     from shendu.cli_vision import add_vision_parsers
     add_vision_parsers(sub)
+    from shendu.cli_lab import add_lab_parser
+    add_lab_parser(sub)
     return parser
 
 
@@ -671,6 +673,9 @@ def main(argv=None) -> int:
         elif args.command in ("detect", "segment"):
             from shendu.cli_vision import run_vision
             run_vision(args, log)
+        elif args.command == "lab":
+            from shendu.cli_lab import run_lab
+            run_lab(args, log)
     except KeyboardInterrupt:  # outside a training loop (loading data, say)
         print(f"shendu {args.command}: interrupted", file=sys.stderr)
         return 130
