@@ -221,7 +221,7 @@ def check_model_fits(model, config):
                          "per image, not the 10 class scores these datasets need")
 
 
-def _one_line(err, limit=300):
+def _one_line(err, limit=1000):
     """``err``'s message on one line, cut at ``limit`` characters (a state_dict mismatch
     lists every key)."""
     text = " ".join(str(err).split())
