@@ -51,6 +51,14 @@ def get_default_device() -> str:
     return _default_device["name"]
 
 
+def cuda_runtime():
+    """CuPy's CUDA runtime module (device count, current device, synchronize); needs a GPU."""
+    if not cuda_available():
+        raise RuntimeError("CUDA is not available: install the 'gpu' extra (CuPy) on a machine "
+                           "with an NVIDIA GPU")
+    return _cupy.cuda.runtime
+
+
 def normalize_device(device) -> str:
     """Map None (the default device) / "cpu" / "cuda" / "cuda:0" to "cpu" or "cuda"."""
     if device is None:

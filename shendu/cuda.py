@@ -18,22 +18,19 @@ def device_count() -> int:
     """How many GPUs CuPy sees; 0 when CuPy is missing or the driver fails."""
     if not backend.cuda_available():
         return 0
-    import cupy
-    return int(cupy.cuda.runtime.getDeviceCount())
+    return int(backend.cuda_runtime().getDeviceCount())
 
 
 def current_device() -> int:
     """The index of the current GPU (CuPy's current device)."""
     _require("current_device")
-    import cupy
-    return int(cupy.cuda.runtime.getDevice())
+    return int(backend.cuda_runtime().getDevice())
 
 
 def synchronize(device=None) -> None:
     """Wait until every queued kernel on the GPU has finished (for timing)."""
     _require("synchronize")
-    import cupy
-    cupy.cuda.runtime.deviceSynchronize()
+    backend.cuda_runtime().deviceSynchronize()
 
 
 def manual_seed(seed: int) -> None:
