@@ -49,6 +49,9 @@ def _add_task(sub, task):
     tr.add_argument("--lr", type=float, default=2e-3)
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--time-limit", type=float, default=None, help="seconds of training")
+    tr.add_argument("--threads", type=int, default=None,
+                    help="CPU threads for the math (shendu.set_num_threads); 1 runs two "
+                         "trainings side by side on 2 cores without BLAS threads contending")
     tr.add_argument("--out", default=None, help="run folder (default runs/<model>-<time>)")
     show = cmds.add_parser("scenes", help="draw generated scenes with their ground truth (PNG)")
     _common(show, task)
@@ -107,14 +110,18 @@ def _check_train_args(args):
         raise ValueError(f"--lr must be > 0, got {args.lr}")
     if args.canvas < 32 or args.canvas % 8:
         raise ValueError(f"--canvas must be a multiple of 8 and >= 32, got {args.canvas}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
 
 
 def train(args, task, log=print):
     import shendu
     from shendu.vision import engine
     _check_train_args(args)
+    if args.threads is not None:
+        shendu.set_num_threads(args.threads)
     config = {k: v for k, v in vars(args).items() if k not in ("command", "vision_command",
-                                                                  "progress", "out")}
+                                                                  "progress", "out", "threads")}
     config["task"] = task
     name = config.get("model") or f"fcn-{config['upsampling']}"
     shendu.manual_seed(args.seed)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from shendu.lab import (activations, causal, conv_cost, init_variance, pretraining, recurrent,
-                        regularization, symmetry, tricks)
+                        regularization, symmetry, tricks, vision)
 from shendu.lab.result import VERDICTS, ClaimResult, check_each, combine, compare, summarize
 
 
@@ -55,6 +55,8 @@ CLAIMS = {c.claim_id: c for c in [
     Claim(recurrent.CLAIM_ID, recurrent.run, (2, 20)),
     Claim(causal.CLAIM_ID, causal.run, (1, 1)),
     Claim(pretraining.CLAIM_ID, pretraining.run, (8, 400)),
+    Claim(vision.FAST_ID, vision.run_fast_vs_rcnn, (10, 200)),
+    Claim(vision.UPSAMPLING_ID, vision.run_upsampling, (5, 60)),
 ]}
 
 __all__ = ["CLAIMS", "Claim", "ClaimResult", "VERDICTS", "check_each", "combine", "compare",
