@@ -6,9 +6,8 @@ quick=False, seed=0, seeds=None, out=None, progress=None)`` returns a ``ClaimRes
 writes ``out/<claim_id>.png``. Full mode uses 3 seeds per comparison; quick mode (tests, CI)
 runs in seconds on small data and only checks the machinery: never quote a quick verdict.
 
-Not here yet (their prerequisites live on other branches): N3.1.2 (each remedy fixes its
-fault: needs the training doctor), N6.1 (Fast R-CNN, learned up-sampling), N6.2 (adversarial
-robustness, saliency).
+Not here yet (its prerequisites live on another branch): N6.1 (Fast R-CNN, learned
+up-sampling).
 """
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from shendu.lab import (activations, causal, conv_cost, init_variance, pretraining, recurrent,
-                        regularization, symmetry, tricks)
+                        regularization, remedies, symmetry, tricks, understanding)
 from shendu.lab.result import VERDICTS, ClaimResult, check_each, combine, compare, summarize
 
 
@@ -55,6 +54,9 @@ CLAIMS = {c.claim_id: c for c in [
     Claim(recurrent.CLAIM_ID, recurrent.run, (2, 20)),
     Claim(causal.CLAIM_ID, causal.run, (1, 1)),
     Claim(pretraining.CLAIM_ID, pretraining.run, (8, 400)),
+    Claim(remedies.CLAIM_ID, remedies.run, (6, 80)),
+    Claim(understanding.ADVERSARIAL_ID, understanding.run_adversarial, (5, 80)),
+    Claim(understanding.SALIENCY_ID, understanding.run_saliency, (1, 5)),
 ]}
 
 __all__ = ["CLAIMS", "Claim", "ClaimResult", "VERDICTS", "check_each", "combine", "compare",
