@@ -88,8 +88,10 @@ def run(quick=False, seed=0, seeds=None, out=None, progress=None):
     for p in pairs:
         fault, case, remedy = p
         label = f"{fault}: {case} + {LABELS[remedy]}"
-        parts.append(compare(acc[p]["remedied"], acc[p]["faulty"], label, "faulty run",
-                             min_effect=MIN_GAIN))
+        verdict, why = compare(acc[p]["remedied"], acc[p]["faulty"], label, "faulty run",
+                               min_effect=MIN_GAIN)
+        # compare names the groups only when one wins: name the pair in every part
+        parts.append((verdict, why if label in why else f"{label}: {why}"))
         measurement[f"{case} + {remedy} val acc"] = summarize(acc[p]["remedied"])
     for fault, case, _ in faults:
         first = next(p for p in pairs if p[1] == case)
