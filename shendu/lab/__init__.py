@@ -54,9 +54,11 @@ CLAIMS = {c.claim_id: c for c in [
     Claim(recurrent.CLAIM_ID, recurrent.run, (2, 20)),
     Claim(causal.CLAIM_ID, causal.run, (1, 1)),
     Claim(pretraining.CLAIM_ID, pretraining.run, (8, 400)),
-    Claim(remedies.CLAIM_ID, remedies.run, (6, 80)),
-    Claim(understanding.ADVERSARIAL_ID, understanding.run_adversarial, (5, 80)),
-    Claim(understanding.SALIENCY_ID, understanding.run_saliency, (1, 5)),
+    # these three: the full runs of 2026-12-02 at load ~4-5 (nice 10, about one core free);
+    # saliency reuses the adversarial claim's standard CNNs (~15 s per seed on its own)
+    Claim(remedies.CLAIM_ID, remedies.run, (6, 157)),
+    Claim(understanding.ADVERSARIAL_ID, understanding.run_adversarial, (7, 48)),
+    Claim(understanding.SALIENCY_ID, understanding.run_saliency, (1, 1)),
 ]}
 
 __all__ = ["CLAIMS", "Claim", "ClaimResult", "VERDICTS", "check_each", "combine", "compare",
