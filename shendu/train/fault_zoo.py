@@ -3,9 +3,9 @@
 ``CASES`` maps a name to a ``Case``; ``run_case(name, repair=False)`` trains it (a few
 seconds on 2 CPU cores: 2,000 MNIST / Fashion-MNIST images, or synthetic data when the
 datasets are absent) with a ``Doctor`` and returns a ``CaseResult`` with the diagnosis and
-the final validation metrics. ``benchmarks/doctor.py`` runs them all; the claims lab uses
-``run_case(name)`` against ``run_case(name, repair=True)`` to show each remedy of Table 3
-fixing its fault. Concept: N3.1.1, N3.1.2, N3.2.
+the final validation metrics. ``benchmarks/doctor.py`` runs them all; the claims lab runs
+``run_case(name)`` against the same run with one remedy (``remedied``) to show whether each
+remedy of Table 3 fixes its fault. Concept: N3.1.1, N3.1.2, N3.2.
 """
 from __future__ import annotations
 
