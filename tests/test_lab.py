@@ -10,9 +10,9 @@ from shendu.lab import CLAIMS, ClaimResult, check_each, combine, compare
 from shendu.lab.stats import t_sf, welch_t_test
 
 CONCEPTS = Path(__file__).resolve().parents[1] / ".." / "shared" / "CONCEPTS.md"
-# claims whose prerequisites are other issues (training doctor, detection/segmentation,
-# visualization and understanding)
-WAITING = {"N3.1.2", "N6.2"}
+# every claim of CONCEPTS.md has its experiment now; an ID listed here would be one whose
+# prerequisite is another issue
+WAITING = set()
 
 
 def test_welch_matches_known_values():
@@ -47,6 +47,59 @@ def test_check_each_and_combine_give_each_verdict():
     assert combine([i, n])[0] == "does not hold"
     with pytest.raises(ValueError, match="verdict must be one of"):
         ClaimResult("N0-x", "N0", "s", "setup", {}, "probably", "because")
+
+
+def test_remedied_applies_exactly_one_remedy():
+    import shendu
+    from shendu import optim
+    from shendu.train.fault_zoo import remedied
+
+    def build(case, remedy):
+        fixed, clip = remedied(case, remedy)
+        shendu.manual_seed(0)
+        return (*fixed(), clip)
+
+    kinds = lambda m: [type(x).__name__ for x in m]  # noqa: E731
+    base, base_opt, clip = build("mlp_deep_sigmoid_default_init", "clip")
+    assert clip == 1.0 and "BatchNorm1d" not in kinds(base)
+    relu, relu_opt, clip = build("mlp_deep_sigmoid_default_init", "relu")
+    assert clip is None and "Sigmoid" not in kinds(relu)
+    assert kinds(relu).count("ReLU") == kinds(base).count("Sigmoid")
+    assert type(relu_opt) is type(base_opt) and relu_opt.defaults == base_opt.defaults
+    bn, bn_opt, _ = build("mlp_deep_sigmoid_default_init", "batch_norm")
+    assert kinds(bn).count("BatchNorm1d") == kinds(base).count("Sigmoid")
+    assert kinds(bn)[1:4] == ["Linear", "BatchNorm1d", "Sigmoid"] and kinds(bn)[-1] == "Linear"
+    assert bn_opt.defaults == base_opt.defaults  # same SGD settings, now over the BN scales
+    assert sum(len(g["params"]) for g in bn_opt.param_groups) == len(list(bn.parameters()))
+    _, adam, _ = build("mlp_relu_high_lr", "adam")
+    assert isinstance(adam, optim.Adam) and adam.defaults["lr"] == 1e-3
+    small, _, _ = build("mlp_deep_tanh_small_init", "init")
+    first = small[1].weight  # xavier_uniform_ with tanh's gain: std 5/3 sqrt(2 / (784 + 64))
+    assert abs(first.std().item() / (5 / 3 * (2 / (784 + 64)) ** 0.5) - 1) < 0.05
+    with pytest.raises(ValueError, match="no Sigmoid/Tanh"):
+        remedied("mlp_relu_high_lr", "relu")[0]()
+    with pytest.raises(ValueError, match="unknown remedy 'dropout'"):
+        remedied("mlp_relu_high_lr", "dropout")
+    with pytest.raises(ValueError, match="unknown case"):
+        remedied("nope", "adam")
+    with pytest.raises(ValueError, match="nn.Sequential"):
+        remedied("rnn_high_lr", "batch_norm")[0]()
+
+
+def test_train_steps_trains_on_attacked_batches():
+    import shendu
+    from shendu import nn
+    from shendu.lab.common import train_steps
+    seen = []
+
+    def attack(model, x, y):
+        seen.append(tuple(x.shape))
+        return x * 0  # all-black inputs: the net can only learn the label frequencies
+    shendu.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    x, y = shendu.rand(16, 1, 2, 2), shendu.randint(0, 2, (16,))
+    train_steps(net, x, y, 3, lr=0.1, batch=8, attack=attack)
+    assert seen == [(8, 1, 2, 2)] * 3
 
 
 def _claim_concepts():

@@ -5,10 +5,6 @@ reproduced by a measurement with a verdict computed from it.
 quick=False, seed=0, seeds=None, out=None, progress=None)`` returns a ``ClaimResult`` and
 writes ``out/<claim_id>.png``. Full mode uses 3 seeds per comparison; quick mode (tests, CI)
 runs in seconds on small data and only checks the machinery: never quote a quick verdict.
-
-Not here yet (their prerequisites live on other branches): N3.1.2 (each remedy fixes its
-fault: needs the training doctor), N6.1 (Fast R-CNN, learned up-sampling), N6.2 (adversarial
-robustness, saliency).
 """
 from __future__ import annotations
 
@@ -16,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from shendu.lab import (activations, causal, conv_cost, init_variance, pretraining, recurrent,
-                        regularization, symmetry, tricks, vision)
+                        regularization, remedies, symmetry, tricks, understanding, vision)
 from shendu.lab.result import VERDICTS, ClaimResult, check_each, combine, compare, summarize
 
 
@@ -55,6 +51,11 @@ CLAIMS = {c.claim_id: c for c in [
     Claim(recurrent.CLAIM_ID, recurrent.run, (2, 20)),
     Claim(causal.CLAIM_ID, causal.run, (1, 1)),
     Claim(pretraining.CLAIM_ID, pretraining.run, (8, 400)),
+    # these three: the full runs of 2026-12-02 at load ~4-5 (nice 10, about one core free);
+    # saliency reuses the adversarial claim's standard CNNs (~15 s per seed on its own)
+    Claim(remedies.CLAIM_ID, remedies.run, (6, 157)),
+    Claim(understanding.ADVERSARIAL_ID, understanding.run_adversarial, (7, 48)),
+    Claim(understanding.SALIENCY_ID, understanding.run_saliency, (1, 1)),
     Claim(vision.FAST_ID, vision.run_fast_vs_rcnn, (10, 200)),
     Claim(vision.UPSAMPLING_ID, vision.run_upsampling, (5, 60)),
 ]}

@@ -1,5 +1,5 @@
-"""Shared machinery of the claims lab: the seed list, a progress bar, Fashion-MNIST as flat
-tensors, a small training loop and figure saving. Concept: the **claim** lines of CONCEPTS.md.
+"""Shared machinery of the claims lab: the seed list, a progress bar, Fashion-MNIST and MNIST
+as tensors, a small training loop and figure saving. Concept: the **claim** lines of CONCEPTS.md.
 """
 from __future__ import annotations
 
@@ -69,6 +69,33 @@ def fashion_mnist(n_train, n_val, flat=True):
     return xs[0], train.targets[:n_train], xs[1], test.targets[:n_val], source
 
 
+def mnist(n_train, n_val, flat=False):
+    """The first ``n_train`` training and ``n_val`` test images of MNIST (found through
+    SHENDU_DATA or the usual folders), scaled to [0, 1]; without MNIST on disk, Fashion-MNIST
+    (``fashion_mnist``) stands in and ``source`` says so.
+
+    Returns (x_train, y_train, x_val, y_val, source): x (N, 1, 28, 28) float32 (N, 784 if
+    ``flat``), y (N,) int64.
+    """
+    from shendu.data import MNIST
+    if "mnist" not in _DATA_CACHE:
+        try:
+            _DATA_CACHE["mnist"] = (MNIST(train=True), MNIST(train=False))
+        except FileNotFoundError:
+            _DATA_CACHE["mnist"] = None  # looked once: do not search the disk again
+    if _DATA_CACHE["mnist"] is None:
+        x, y, xv, yv, source = fashion_mnist(n_train, n_val, flat)
+        return x, y, xv, yv, source + " (MNIST not found: set SHENDU_DATA)"
+    train, test = _DATA_CACHE["mnist"]
+    if n_train > len(train) or n_val > len(test):
+        raise ValueError(f"lab: asked for {n_train} training / {n_val} test images, MNIST "
+                         f"({train.source}) has {len(train)} / {len(test)}")
+    shape = (-1, 784) if flat else (-1, 1, 28, 28)
+    xs = [ds.data[:n].float().reshape(*shape) / 255.0 for ds, n in ((train, n_train),
+                                                                     (test, n_val))]
+    return xs[0], train.targets[:n_train], xs[1], test.targets[:n_val], "MNIST"
+
+
 def accuracy(model, x, y, batch=1000) -> float:
     """Fraction of ``x`` (N, ...) the model labels as ``y`` (N,), in eval mode, no grad."""
     was_training = model.training
@@ -82,11 +109,13 @@ def accuracy(model, x, y, batch=1000) -> float:
 
 
 def train_steps(model, x, y, steps, lr, batch=64, seed=0, optimizer="sgd", weight_decay=0.0,
-                l1=0.0, clip=None, on_step=None):
+                l1=0.0, clip=None, on_step=None, attack=None):
     """Mini-batch cross-entropy training for a fixed number of steps.
 
     ``l1`` adds l1 * sum|w| over weight matrices to the loss; ``clip`` clips the gradient's
-    global norm; ``on_step(step, loss)`` may return True to stop early.
+    global norm; ``on_step(step, loss)`` may return True to stop early; ``attack(model, x, y)
+    -> x_adv`` (e.g. ``shendu.viz.PGD``) replaces every batch by its attacked version before
+    the step (adversarial training, Madry et al.).
     Returns the list of per-step training losses (non-finite values kept as they are).
     """
     generator = shendu.Generator(seed=seed)
@@ -101,7 +130,8 @@ def train_steps(model, x, y, steps, lr, batch=64, seed=0, optimizer="sgd", weigh
     model.train()
     for step in range(steps):
         idx = shendu.randint(0, x.shape[0], (batch,), generator=generator)
-        loss = loss_fn(model(x[idx]), y[idx])
+        xb = x[idx] if attack is None else attack(model, x[idx], y[idx])
+        loss = loss_fn(model(xb), y[idx])
         total = loss + l1 * sum(w.abs().sum() for w in weights) if l1 else loss
         opt.zero_grad()
         total.backward()

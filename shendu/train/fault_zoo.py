@@ -3,9 +3,9 @@
 ``CASES`` maps a name to a ``Case``; ``run_case(name, repair=False)`` trains it (a few
 seconds on 2 CPU cores: 2,000 MNIST / Fashion-MNIST images, or synthetic data when the
 datasets are absent) with a ``Doctor`` and returns a ``CaseResult`` with the diagnosis and
-the final validation metrics. ``benchmarks/doctor.py`` runs them all; the claims lab uses
-``run_case(name)`` against ``run_case(name, repair=True)`` to show each remedy of Table 3
-fixing its fault. Concept: N3.1.1, N3.1.2, N3.2.
+the final validation metrics. ``benchmarks/doctor.py`` runs them all; the claims lab runs
+``run_case(name)`` against the same run with one remedy (``remedied``) to show whether each
+remedy of Table 3 fixes its fault. Concept: N3.1.1, N3.1.2, N3.2.
 """
 from __future__ import annotations
 
@@ -224,6 +224,70 @@ def _cases():
 CASES = _cases()
 
 
+# --- one remedy by hand (Table 3), for the claims lab's N3.1.2 experiment ------------------
+REMEDIES = ("relu", "init", "batch_norm", "clip", "adam")
+
+
+def _with_batch_norm(model):
+    """``model`` (an ``nn.Sequential`` as ``mlp`` builds it) with a BatchNorm1d/2d inserted
+    after every Linear/Conv2d that feeds an activation (the layout of ``batch_norm=True``);
+    the layers keep their (possibly faulty) weights."""
+    if not isinstance(model, nn.Sequential):
+        raise ValueError(f"remedied: batch_norm needs an nn.Sequential model (mlp / cnn), got "
+                         f"{type(model).__name__}")
+    acts = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.LeakyReLU, nn.ELU)
+    mods = list(model)
+    layers = []
+    for i, m in enumerate(mods):
+        layers.append(m)
+        if i + 1 < len(mods) and isinstance(mods[i + 1], acts):
+            if isinstance(m, nn.Linear):
+                layers.append(nn.BatchNorm1d(m.out_features))
+            elif isinstance(m, nn.Conv2d):
+                layers.append(nn.BatchNorm2d(m.out_channels))
+    return nn.Sequential(*layers)
+
+
+def remedied(name, remedy, build=None):
+    """``(build, grad_clip_norm)`` for ``run_case(name, build=..., grad_clip_norm=...)``: the
+    case with exactly one remedy of Table 3 applied, everything else (data, seed, epochs,
+    optimizer and its hyper-parameters) unchanged.
+
+    ``remedy``: 'relu' (Sigmoid/Tanh -> ReLU with the matching kaiming_uniform_ init, as the
+    doctor's ``relu`` repair does), 'init' (kaiming_uniform_ / xavier_uniform_ matching the
+    activation, zero biases), 'batch_norm' (a BatchNorm after every hidden Linear/Conv2d),
+    'clip' (gradient norm clipped at 1.0), 'adam' (the optimizer replaced by Adam, lr 1e-3).
+    ``build`` replaces the case's own builder (a variant of the case). Concept: N3.1.2.
+    """
+    from shendu.train.repair import _swap, reinit
+    if name not in CASES:
+        raise ValueError(f"remedied: unknown case {name!r}; known: {sorted(CASES)}")
+    if remedy not in REMEDIES:
+        raise ValueError(f"remedied: unknown remedy {remedy!r}; known: {REMEDIES}")
+    base = build or CASES[name].build
+    if remedy == "clip":
+        return base, 1.0
+
+    def fixed():
+        model, optimizer = base()
+        if remedy == "relu":
+            if not _swap(model, lambda m: isinstance(m, (nn.Sigmoid, nn.Tanh)),
+                         lambda m: nn.ReLU()):
+                raise ValueError(f"remedied: case {name!r} has no Sigmoid/Tanh layer to "
+                                 "replace by ReLU")
+            reinit(model, "relu")
+        elif remedy == "init":
+            reinit(model)
+        elif remedy == "batch_norm":
+            model = _with_batch_norm(model)
+            # a fresh optimizer of the same kind and settings, now over the BN scales too
+            optimizer = type(optimizer)(model.parameters(), **optimizer.defaults)
+        elif remedy == "adam":
+            optimizer = optim.Adam(model.parameters(), lr=1e-3)
+        return model, optimizer
+    return fixed, None
+
+
 def loaders(case, seed=0):
     """(train loader, val loader) for ``case``; NaN-input cases get a few NaN pixels in 1%
     of the training images (a corrupted file)."""
@@ -238,21 +302,31 @@ def loaders(case, seed=0):
             DataLoader(TensorDataset(xv, yv), batch_size=500))
 
 
-def run_case(name, repair=False, seed=0, doctor=True, epochs=None, log=None, **doctor_args):
-    """Train zoo case ``name`` with a Doctor (or none with doctor=False); a ``CaseResult``."""
+def run_case(name, repair=False, seed=0, doctor=True, epochs=None, log=None, build=None,
+             grad_clip_norm=None, **doctor_args):
+    """Train zoo case ``name`` with a Doctor (or none with doctor=False); a ``CaseResult``.
+
+    ``build() -> (model, optimizer)`` replaces the case's own builder and ``grad_clip_norm``
+    clips the gradient norm, so a variant of the case with one remedy applied by hand (the
+    claims lab's N3.1.2 experiment) trains on the same data, seed, epochs and batches.
+    """
     from shendu.train import Doctor, Trainer
     if name not in CASES:
         raise ValueError(f"run_case: unknown case {name!r}; known: {sorted(CASES)}")
+    if build is not None and not callable(build):
+        raise TypeError(f"run_case: build must be a callable () -> (model, optimizer), got "
+                        f"{type(build).__name__}")
     case = CASES[name]
     shendu.manual_seed(seed)
-    model, optimizer = case.build()
+    model, optimizer = (build or case.build)()
     train_loader, val_loader = loaders(case, seed)
     callbacks = []
     doc = None
     if doctor:
         doc = Doctor(repair=repair, log=log or (lambda *a: None), **doctor_args)
         callbacks.append(doc)
-    trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), callbacks=callbacks)
+    trainer = Trainer(model, optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
+                      grad_clip_norm=grad_clip_norm)
     start = time.perf_counter()
     history = trainer.fit(train_loader, val_loader, epochs=epochs or case.epochs)
     seconds = time.perf_counter() - start
