@@ -19,8 +19,9 @@ from shendu.lab.result import VERDICTS, ClaimResult, check_each, combine, compar
 @dataclass(frozen=True)
 class Claim:
     """One registered experiment. ``estimate_s``: rough (quick, full) run time in seconds
-    per seed, read off the full run of 2026-12-02 on a 2-core machine at load ~2 (the quick
-    ones are guesses); a loaded machine is several times slower. Claims sharing a cached
+    per seed, read off the full runs of 2026-12-02 on a 2-core machine at load ~2-4 (the last
+    six from the run of docs/lab/, with one BLAS thread; the quick ones are guesses); a loaded
+    machine is several times slower. Claims sharing a cached
     training (dead/sparse, dropout/L2/L1) are cheaper after the first."""
 
     claim_id: str
@@ -50,14 +51,13 @@ CLAIMS = {c.claim_id: c for c in [
     Claim(tricks.CLIP_ID, tricks.run_clipping, (3, 2)),
     Claim(recurrent.CLAIM_ID, recurrent.run, (2, 20)),
     Claim(causal.CLAIM_ID, causal.run, (1, 1)),
-    Claim(pretraining.CLAIM_ID, pretraining.run, (8, 400)),
-    # these three: the full runs of 2026-12-02 at load ~4-5 (nice 10, about one core free);
-    # saliency reuses the adversarial claim's standard CNNs (~15 s per seed on its own)
-    Claim(remedies.CLAIM_ID, remedies.run, (6, 157)),
-    Claim(understanding.ADVERSARIAL_ID, understanding.run_adversarial, (7, 48)),
+    Claim(pretraining.CLAIM_ID, pretraining.run, (8, 200)),
+    Claim(remedies.CLAIM_ID, remedies.run, (6, 11)),
+    Claim(understanding.ADVERSARIAL_ID, understanding.run_adversarial, (7, 15)),
+    # reuses the adversarial claim's standard CNNs (~15 s per seed on its own)
     Claim(understanding.SALIENCY_ID, understanding.run_saliency, (1, 1)),
-    Claim(vision.FAST_ID, vision.run_fast_vs_rcnn, (10, 200)),
-    Claim(vision.UPSAMPLING_ID, vision.run_upsampling, (5, 60)),
+    Claim(vision.FAST_ID, vision.run_fast_vs_rcnn, (10, 83)),
+    Claim(vision.UPSAMPLING_ID, vision.run_upsampling, (5, 49)),
 ]}
 
 __all__ = ["CLAIMS", "Claim", "ClaimResult", "VERDICTS", "check_each", "combine", "compare",
