@@ -28,18 +28,23 @@ def available(*arrays) -> bool:
     return all(backend.xp_of(a) is np and a.dtype in (np.float32, np.float64) for a in arrays)
 
 
+def load_numba():
+    """The numba module set up for shendu's kernels, or None when it is not installed."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    # numba's OpenMP layer spins its idle threads after each kernel and so starves
+    # OpenBLAS's (a ResNet step ran 1.5x slower); the work-queue layer sleeps
+    if numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = "workqueue"
+    return numba
+
+
 def _build():
     if "built" not in _kernels:
-        try:
-            import numba
-        except ImportError:
-            _kernels["built"] = None
-        else:
-            # numba's OpenMP layer spins its idle threads after each kernel and so starves
-            # OpenBLAS's (a ResNet step ran 1.5x slower); the work-queue layer sleeps
-            if numba.config.THREADING_LAYER == "default":
-                numba.config.THREADING_LAYER = "workqueue"
-            _kernels["built"] = _define(numba)
+        numba = load_numba()
+        _kernels["built"] = None if numba is None else _define(numba)
     return _kernels["built"]
 
 
