@@ -6,7 +6,8 @@ matrix products, in passes over activations that NumPy makes one at a time on on
 Batch norm is the largest of them (7 passes forward, 11 backward); the kernels here do it in
 3 and 2, in parallel over channels: 2x faster per layer, about 6% of a ResNet-20 step. (A
 kernel for the convolution's shifted copies gained only 10%, as NumPy's copy is already near
-this machine's memory bandwidth, so it was not kept.)
+this machine's memory bandwidth, so it was not kept; the direct 3x3 convolution kernels in
+shendu/ops/conv_kernels.py avoid those copies instead.)
 
 The NumPy code in ``shendu.ops`` stays the reference: every kernel has a NumPy twin there and
 tests/test_kernels.py compares the two. A kernel is used only for NumPy arrays of float32 or
