@@ -44,9 +44,11 @@ def _covers(taps, out):
 
 # "direct" is used for a 3x3 stride-1 padding-1 convolution while in_channels * out_channels
 # is at most this. benchmarks/conv_kernels.py (forward + both gradients, batch 64, 1 thread,
-# kernel time / NumPy time): 0.47 for 3->16 and 0.48 for 16->16 at 32x32, 0.86 for 32->32 at
-# 16x16, but 1.02 for 32->64 at 16x16 and 1.31 for 64->64 at 8x8. The kernels run at about
-# the same GMAC/s whatever the channels, while OpenBLAS's GEMMs speed up with K = 3C.
+# kernel time / NumPy time, three runs on a loaded machine): 0.43-0.48 for 3->16 and
+# 0.45-0.51 for 16->16 at 32x32, 0.77-0.91 for 32->32 at 16x16, but 0.83-1.02 for 32->64 at
+# 16x16 and 1.18-1.31 for 64->64 at 8x8. The kernels run at about the same GMAC/s whatever
+# the channels, while OpenBLAS's GEMMs speed up with K = 3C. (At 2 threads the kernels won on
+# every layer, but OpenBLAS's threads suffered most from the load, so that is not used here.)
 _DIRECT_MAX_CHANNELS = 32 * 32
 _SAME_3X3 = Geom((1, 1), (1, 1), (1, 1), 1)
 
