@@ -148,3 +148,44 @@ def batch_norm_backward(g, x, mean, rstd, weight, need_x):
     sum_gx, sum_g = _build()["batch_norm_backward"](_as_cnl(g), _as_cnl(x), mean, rstd, weight,
                                                     target, need_x)
     return (grad_x if need_x else None), sum_gx, sum_g
+
+
+def _define_roi_pool(numba):
+    prange = numba.prange
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def roi_pool_argmax(x, batch, h_lo, h_hi, w_lo, w_hi, best):
+        """x (N, C, H, W); batch (K,); h_lo, h_hi (K, oh); w_lo, w_hi (K, ow) -> best
+        (K, C, oh, ow): flat cell (into H*W) of each bin's first maximum in row-major order
+        (the strict ``>`` scan of torchvision's kernel), -1 for an empty bin."""
+        rois, channels, out_h, out_w = best.shape
+        width = x.shape[3]
+        for k in prange(rois):
+            b = batch[k]
+            for c in range(channels):
+                for ph in range(out_h):
+                    for pw in range(out_w):
+                        arg = -1
+                        top = -np.inf
+                        for r in range(h_lo[k, ph], h_hi[k, ph]):
+                            for q in range(w_lo[k, pw], w_hi[k, pw]):
+                                v = x[b, c, r, q]
+                                if arg == -1 or v > top:
+                                    top = v
+                                    arg = r * width + q
+                        best[k, c, ph, pw] = arg
+    return roi_pool_argmax
+
+
+def roi_pool_argmax(x, batch, rows, cols):
+    """RoI max pooling's winners: x (N, C, H, W) host array, batch (K,) int64, rows / cols the
+    (K, out) [lo, hi) cell ranges of the bins per axis -> (K, C, oh, ow) int64 flat cell
+    indices into H*W, -1 for an empty bin (NumPy twin: shendu.vision.ops.roi._pool_argmax)."""
+    if "roi_pool_argmax" not in _kernels:
+        import numba
+        _build()  # picks the threading layer first
+        _kernels["roi_pool_argmax"] = _define_roi_pool(numba)
+    (h_lo, h_hi), (w_lo, w_hi) = rows, cols
+    best = np.empty((batch.shape[0], x.shape[1], h_lo.shape[1], w_lo.shape[1]), dtype=np.int64)
+    _kernels["roi_pool_argmax"](np.ascontiguousarray(x), batch, h_lo, h_hi, w_lo, w_hi, best)
+    return best

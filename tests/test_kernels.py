@@ -83,3 +83,24 @@ def test_batch_norm_without_affine_and_double_backward_use_the_reference_formula
     (g,) = shendu.autograd.grad((out * out.tanh()).sum(), [t], create_graph=True)
     (gw,) = shendu.autograd.grad(g.pow(2).sum(), [w])
     assert np.isfinite(gw.numpy()).all() and np.abs(gw.numpy()).sum() > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roi_pool_kernel_equals_numpy_reference(dtype, seed, reference):
+    """Exact equality of the winners, with many ties (ReLU zeros), boxes far larger than
+    others, boxes off the map (empty bins) and random pooled sizes."""
+    from shendu.vision import ops
+    rng = np.random.default_rng(seed)
+    n, c, h, w = 3, int(rng.integers(1, 6)), int(rng.integers(4, 13)), int(rng.integers(4, 13))
+    x = np.maximum(rng.standard_normal((n, c, h, w)), 0).astype(dtype)
+    k = 40
+    corner = rng.uniform(-3, max(h, w) + 2, size=(k, 2))
+    size = rng.uniform(0, max(h, w) * 1.5, size=(k, 2)) * (rng.random((k, 1)) < 0.8)
+    rois = np.concatenate([rng.integers(0, n, (k, 1)), corner, corner + size], axis=1)
+    out = (int(rng.integers(1, 6)), int(rng.integers(1, 6)))
+    scale = float(rng.choice([1.0, 0.5]))
+    compiled, plain = _run(lambda t: ops.roi_pool(t, shendu.tensor(rois.astype(dtype)), out,
+                                                  scale), reference, x)
+    for a, r in zip(compiled, plain):
+        np.testing.assert_array_equal(a, r)

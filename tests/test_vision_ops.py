@@ -132,8 +132,19 @@ def test_roi_align_matches_kernel_definition(aligned, sampling_ratio, scale, out
     assert_close(ours_x.grad, ref_x.grad, what="roi_align grad")
 
 
+@pytest.fixture(params=[False, True], ids=["numpy", "compiled"])
+def compiled(request):
+    """Run a test on the NumPy path and on the numba kernel (when numba is installed)."""
+    from shendu import backend
+    if request.param and not backend.compiled_kernels_available():
+        pytest.skip("numba is not installed")
+    backend.use_compiled_kernels(request.param)
+    yield request.param
+    backend.use_compiled_kernels(True)
+
+
 @pytest.mark.parametrize("scale,out", [(1.0, (3, 3)), (0.5, (2, 4)), (0.25, (5, 2))])
-def test_roi_pool_matches_kernel_definition(scale, out):
+def test_roi_pool_matches_kernel_definition(scale, out, compiled):
     rng = np.random.default_rng(int(scale * 100))
     x = rng.normal(size=(2, 3, 6, 8))
     rois = _random_rois(rng, 2, 6, 7, 1 / scale)
@@ -149,7 +160,7 @@ def test_roi_pool_matches_kernel_definition(scale, out):
     assert_close(ours_x.grad, ref_x.grad, what="roi_pool grad")
 
 
-def test_roi_pool_ties_send_the_gradient_to_the_first_cell():
+def test_roi_pool_ties_send_the_gradient_to_the_first_cell(compiled):
     x = shendu.ones(1, 1, 4, 4, requires_grad=True)
     ops.roi_pool(x, [shendu.tensor([[0.0, 0.0, 3.0, 3.0]])], 1).sum().backward()
     expected = np.zeros((1, 1, 4, 4))

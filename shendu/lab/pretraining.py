@@ -24,8 +24,8 @@ def run(quick=False, seed=0, seeds=None, out=None, progress=None):
     seeds = seed_list(seed, seeds, quick)
     size = dict(n_layer=1, n_head=2, n_embd=32, block_size=32, max_steps=20, eval_interval=10,
                 eval_batches=2, warmup_steps=2) if quick else \
-        dict(n_layer=4, n_head=4, n_embd=128, block_size=64, max_steps=1500, eval_interval=250)
-    per_class, epochs = (6, 2) if quick else (48, 30)
+        dict(n_layer=4, n_head=4, n_embd=128, block_size=64, max_steps=1200, eval_interval=200)
+    per_class, epochs = (6, 2) if quick else (48, 12)
     with tempfile.TemporaryDirectory() as tmp:
         summary = pretrain(LMConfig(model="gpt", out=str(Path(tmp) / "lm"), seed=0, **size),
                            log=lambda *a: None)

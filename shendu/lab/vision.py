@@ -39,18 +39,22 @@ def _scenes(train, count):
     return _SCENES[key]
 
 
-def _detection_config(quick):
-    """(training scenes, test scenes, epochs)."""
-    return (16, 8, 1) if quick else (500, 200, 4)
+# (training scenes, test scenes, epochs) in (quick, full) mode
+DETECTION_BUDGET, SEGMENTATION_BUDGET = ((16, 8, 1), (500, 200, 4)), ((16, 8, 1), (1000, 300, 4))
+
+
+def _prepare(budget, quick, seed, seeds, progress):
+    """(progress, seeds, training scenes, test scenes, epochs, (n_train, n_test)) of a run."""
+    n_train, n_test, epochs = budget[0] if quick else budget[1]
+    return (progress or _quiet(), seed_list(seed, seeds, quick), _scenes(True, n_train),
+            _scenes(False, n_test), epochs, (n_train, n_test))
 
 
 def run_fast_vs_rcnn(quick=False, seed=0, seeds=None, out=None, progress=None):
     from shendu.vision import engine
     from shendu.vision.detection import RCNN, FastRCNN
-    progress = progress or _quiet()
-    seeds = seed_list(seed, seeds, quick)
-    n_train, n_test, epochs = _detection_config(quick)
-    train_set, test_set = _scenes(True, n_train), _scenes(False, n_test)
+    progress, seeds, train_set, test_set, epochs, (n_train, n_test) = _prepare(
+        DETECTION_BUDGET, quick, seed, seeds, progress)
     proposals, _ = engine.compute_proposals(train_set)
     names = {"Fast R-CNN": FastRCNN, "R-CNN": RCNN}
     runs = {name: {"train": [], "test": [], "map_50": []} for name in names}
@@ -109,18 +113,11 @@ def run_fast_vs_rcnn(quick=False, seed=0, seeds=None, out=None, progress=None):
         measurement, verdict, reason, save_figure(fig, out, FAST_ID), quick, seeds)
 
 
-def _segmentation_config(quick):
-    """(training scenes, test scenes, epochs)."""
-    return (16, 8, 1) if quick else (1000, 300, 4)
-
-
 def run_upsampling(quick=False, seed=0, seeds=None, out=None, progress=None):
     from shendu.vision import engine
     from shendu.vision.segmentation import FCN
-    progress = progress or _quiet()
-    seeds = seed_list(seed, seeds, quick)
-    n_train, n_test, epochs = _segmentation_config(quick)
-    train_set, test_set = _scenes(True, n_train), _scenes(False, n_test)
+    progress, seeds, train_set, test_set, epochs, (n_train, n_test) = _prepare(
+        SEGMENTATION_BUDGET, quick, seed, seeds, progress)
     miou, per_class = {"learned": [], "bilinear": []}, {"learned": [], "bilinear": []}
     for s in seeds:
         for name in miou:

@@ -17,7 +17,7 @@ to the winning cells, as in torchvision's kernel.
 from __future__ import annotations
 
 
-from shendu import backend
+from shendu import backend, kernels
 from shendu.nn.module import Module
 from shendu.tensor import Tensor
 
@@ -144,6 +144,54 @@ def _bin_ranges(xp, start, length, pooled, size):
     return xp.clip(lo, 0, size), xp.clip(hi, 0, size)
 
 
+def _pool_argmax(xp, rows_of, batch, rows, cols, span, size):
+    """Winning cells of RoI max pooling for RoIs whose bins span at most ``span`` cells.
+
+    rows_of: (N, H*W, C) feature rows; batch: (K,) image of each RoI; rows, cols: per axis the
+    (K, out) [lo, hi) cell ranges of the bins. Returns (best cell index (K, C, oh, ow) into
+    H*W, non-empty bin mask (K, 1, oh, ow)).
+    """
+    (h_lo, h_hi), (w_lo, w_hi), (span_h, span_w), (height, width) = rows, cols, span, size
+    k, out_h, out_w = h_lo.shape[0], h_lo.shape[1], w_lo.shape[1]
+    r = h_lo[:, :, None] + xp.arange(span_h)  # (K, out_h, span_h)
+    c = w_lo[:, :, None] + xp.arange(span_w)
+    inside = ((r < h_hi[:, :, None])[:, :, None, :, None]
+              & (c < w_hi[:, :, None])[:, None, :, None, :])  # (K, oh, ow, sh, sw)
+    r = xp.minimum(r, height - 1)[:, :, None, :, None]
+    c = xp.minimum(c, width - 1)[:, None, :, None, :]
+    cell = (r * width + c).reshape(k, out_h, out_w, span_h * span_w)
+    inside = inside.reshape(cell.shape)
+    values = rows_of[batch[:, None, None, None], cell]  # (K, oh, ow, window, C)
+    values = xp.where(inside[..., None], values, -xp.inf)
+    best = xp.argmax(values, axis=3)  # first maximum: smallest row, then smallest column
+    best_cell = xp.take_along_axis(cell[..., None], best[:, :, :, None, :], axis=3)[:, :, :, 0]
+    return best_cell.transpose(0, 3, 1, 2), inside.any(axis=-1)[:, None]
+
+
+def _grouped_pool_argmax(xp, x, batch, rows, cols):
+    """The NumPy reference of kernels.roi_pool_argmax: x (N, C, H, W) -> (best cell (K, C, oh,
+    ow), non-empty bin mask (K, 1, oh, ow)). Every RoI's windows are padded to the largest bin
+    of its group: grouping RoIs by their largest bin (a handful of groups) keeps one big box
+    from padding all the small ones."""
+    (h_lo, h_hi), (w_lo, w_hi) = rows, cols
+    n, channels, height, width = x.shape
+    rows_of = x.transpose(0, 2, 3, 1).reshape(n, height * width, channels)
+    best_cell = xp.zeros((batch.shape[0], channels, h_lo.shape[1], w_lo.shape[1]),
+                         dtype="int64")
+    nonempty = xp.zeros((batch.shape[0], 1, h_lo.shape[1], w_lo.shape[1]), dtype=bool)
+    if batch.shape[0] == 0:
+        return best_cell, nonempty
+    span_h = xp.maximum((h_hi - h_lo).max(axis=1), 1)
+    span_w = xp.maximum((w_hi - w_lo).max(axis=1), 1)
+    spans = backend.to_numpy(span_h * (width + 1) + span_w)
+    for key in sorted(set(spans.tolist())):
+        group = xp.asarray((spans == key).nonzero()[0])
+        best_cell[group], nonempty[group] = _pool_argmax(
+            xp, rows_of, batch[group], (h_lo[group], h_hi[group]), (w_lo[group], w_hi[group]),
+            (key // (width + 1), key % (width + 1)), (height, width))
+    return best_cell, nonempty
+
+
 def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> Tensor:
     """RoI max pooling (torchvision.ops.roi_pool): (N, C, H, W), K boxes -> (K, C, out_h, out_w).
 
@@ -160,24 +208,13 @@ def roi_pool(input: Tensor, boxes, output_size, spatial_scale: float = 1.0) -> T
                       for j in range(1, 5))
     h_lo, h_hi = _bin_ranges(xp, y1, xp.maximum(y2 - y1 + 1, 1), out_h, height)  # (K, out_h)
     w_lo, w_hi = _bin_ranges(xp, x1, xp.maximum(x2 - x1 + 1, 1), out_w, width)
-    span_h = max(int((h_hi - h_lo).max()) if rois.shape[0] else 1, 1)
-    span_w = max(int((w_hi - w_lo).max()) if rois.shape[0] else 1, 1)
-    rows = h_lo[:, :, None] + xp.arange(span_h)  # (K, out_h, span_h)
-    cols = w_lo[:, :, None] + xp.arange(span_w)
-    inside = ((rows < h_hi[:, :, None])[:, :, None, :, None]
-              & (cols < w_hi[:, :, None])[:, None, :, None, :])  # (K, oh, ow, sh, sw)
-    rows_c = xp.minimum(rows, height - 1)[:, :, None, :, None]
-    cols_c = xp.minimum(cols, width - 1)[:, None, :, None, :]
-    cell = (rows_c * width + cols_c).reshape(rois.shape[0], out_h, out_w, span_h * span_w)
-    inside = inside.reshape(cell.shape)
-    # (K, oh, ow, window, C) values of every window cell, gathered as channel rows
-    rows_of = input._data.transpose(0, 2, 3, 1).reshape(n, height * width, channels)
-    values = rows_of[batch[:, None, None, None], cell]
-    values = xp.where(inside[..., None], values, -xp.inf)
-    best = xp.argmax(values, axis=3)  # first maximum: smallest row, then smallest column
-    best_cell = xp.take_along_axis(cell[..., None], best[:, :, :, None, :], axis=3)[:, :, :, 0]
-    best_cell = best_cell.transpose(0, 3, 1, 2)  # (K, C, oh, ow)
-    nonempty = inside.any(axis=-1)[:, None]  # (K, 1, oh, ow)
+    if kernels.available(input._data):
+        best_cell = kernels.roi_pool_argmax(input._data, batch, (h_lo, h_hi), (w_lo, w_hi))
+        nonempty = ((h_hi > h_lo)[:, :, None] & (w_hi > w_lo)[:, None, :])[:, None]
+        best_cell = xp.maximum(best_cell, 0)  # an empty bin's cell is masked out below
+    else:
+        best_cell, nonempty = _grouped_pool_argmax(xp, input._data, batch, (h_lo, h_hi),
+                                                   (w_lo, w_hi))
     index = ((batch[:, None, None, None] * channels
               + xp.arange(channels)[None, :, None, None]) * (height * width) + best_cell)
     picked = input.reshape(-1)[Tensor._wrap(index)]
