@@ -182,9 +182,7 @@ def roi_pool_argmax(x, batch, rows, cols):
     (K, out) [lo, hi) cell ranges of the bins per axis -> (K, C, oh, ow) int64 flat cell
     indices into H*W, -1 for an empty bin (NumPy twin: shendu.vision.ops.roi._pool_argmax)."""
     if "roi_pool_argmax" not in _kernels:
-        import numba
-        _build()  # picks the threading layer first
-        _kernels["roi_pool_argmax"] = _define_roi_pool(numba)
+        _kernels["roi_pool_argmax"] = _define_roi_pool(load_numba())
     (h_lo, h_hi), (w_lo, w_hi) = rows, cols
     best = np.empty((batch.shape[0], x.shape[1], h_lo.shape[1], w_lo.shape[1]), dtype=np.int64)
     _kernels["roi_pool_argmax"](np.ascontiguousarray(x), batch, h_lo, h_hi, w_lo, w_hi, best)
