@@ -8,8 +8,12 @@ Each torch twin is the same architecture written in torch below, loaded with she
 weights. Steps alternate (shendu, torch, shendu, ...) after warm-up so that both see the same
 machine load; the script prints the median step times and the ratio shendu/torch (target
 <= 1.5). ``--profile`` adds the functions where shendu's step spends its time.
+``--numpy-conv`` adds a third, alternating column: shendu with its compiled direct
+convolution kernels off (conv._choose then picks only the NumPy reference layouts).
+``--threads`` sets both torch's and shendu's thread counts.
 
-Run: ``python benchmarks/cnn.py [--steps 10] [--threads 2] [--profile] [--device cpu|cuda]``.
+Run: ``python benchmarks/cnn.py [--steps 10] [--threads 2] [--profile] [--numpy-conv]
+[--device cpu|cuda]``.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ import torch.nn.functional as tF
 import shendu
 from _common import add_device_argument, check_device
 from shendu.models import get_model
+from shendu.ops import conv
 
 
 class TorchBlock(tnn.Module):
@@ -114,6 +119,17 @@ def stepper(lib, model, x, y, device="cpu"):
     return step
 
 
+def without_direct_conv(step):
+    """The step with conv._choose never picking the compiled direct kernels."""
+    def plain():
+        limit, conv._DIRECT_MAX_CHANNELS = conv._DIRECT_MAX_CHANNELS, -1
+        try:
+            return step()
+        finally:
+            conv._DIRECT_MAX_CHANNELS = limit
+    return plain
+
+
 def timed(step):
     start = time.perf_counter()
     step().item()  # waits for a GPU to finish the step (on the CPU it is already done)
@@ -140,29 +156,37 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=["resnet20", "vgg11_small"])
     parser.add_argument("--profile", action="store_true", help="show shendu's hot functions")
+    parser.add_argument("--numpy-conv", action="store_true",
+                        help="also time shendu with the direct conv kernels off")
     add_device_argument(parser)
     args = parser.parse_args()
     check_device(args.device, __file__)
     torch.set_num_threads(args.threads)
+    shendu.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((args.batch_size, 3, 32, 32)).astype(np.float32)
     y = rng.integers(0, 10, args.batch_size).astype(np.int64)
-    print(f"batch {args.batch_size} x 3 x 32 x 32, SGD momentum 0.9, torch threads "
+    print(f"batch {args.batch_size} x 3 x 32 x 32, SGD momentum 0.9, threads "
           f"{args.threads}, median of {args.steps} alternating steps, device {args.device}")
-    print(f"{'model':12}{'shendu ms':>11}{'torch ms':>10}{'ratio':>7}")
+    extra = f"{'np-conv ms':>11}{'ratio':>7}" if args.numpy_conv else ""
+    print(f"{'model':12}{'shendu ms':>11}{'torch ms':>10}{'ratio':>7}{extra}")
     for name in args.models:
         ours, theirs = twins(name)
         step_ours = stepper(shendu, ours, x, y, args.device)
         step_theirs = stepper(torch, theirs, x, y, args.device)
+        steps = [step_ours, step_theirs]
+        if args.numpy_conv:
+            steps.append(without_direct_conv(step_ours))
         for _ in range(args.warmup):
-            step_ours()
-            step_theirs()
-        t_ours, t_theirs = [], []
+            for step in steps:
+                step()
+        times = [[] for _ in steps]
         for _ in range(args.steps):
-            t_ours.append(timed(step_ours))
-            t_theirs.append(timed(step_theirs))
-        a, b = statistics.median(t_ours), statistics.median(t_theirs)
-        print(f"{name:12}{1e3 * a:11.1f}{1e3 * b:10.1f}{a / b:7.2f}")
+            for step, record in zip(steps, times):
+                record.append(timed(step))
+        a, b, *c = (statistics.median(t) for t in times)
+        extra = f"{1e3 * c[0]:11.1f}{c[0] / b:7.2f}" if c else ""
+        print(f"{name:12}{1e3 * a:11.1f}{1e3 * b:10.1f}{a / b:7.2f}{extra}")
         if args.profile:
             print(profile(step_ours, 12))
 

@@ -6,7 +6,8 @@ matrix products, in passes over activations that NumPy makes one at a time on on
 Batch norm is the largest of them (7 passes forward, 11 backward); the kernels here do it in
 3 and 2, in parallel over channels: 2x faster per layer, about 6% of a ResNet-20 step. (A
 kernel for the convolution's shifted copies gained only 10%, as NumPy's copy is already near
-this machine's memory bandwidth, so it was not kept.)
+this machine's memory bandwidth, so it was not kept; the direct 3x3 convolution kernels in
+shendu/ops/conv_kernels.py avoid those copies instead.)
 
 The NumPy code in ``shendu.ops`` stays the reference: every kernel has a NumPy twin there and
 tests/test_kernels.py compares the two. A kernel is used only for NumPy arrays of float32 or
@@ -28,18 +29,23 @@ def available(*arrays) -> bool:
     return all(backend.xp_of(a) is np and a.dtype in (np.float32, np.float64) for a in arrays)
 
 
+def load_numba():
+    """The numba module set up for shendu's kernels, or None when it is not installed."""
+    try:
+        import numba
+    except ImportError:
+        return None
+    # numba's OpenMP layer spins its idle threads after each kernel and so starves
+    # OpenBLAS's (a ResNet step ran 1.5x slower); the work-queue layer sleeps
+    if numba.config.THREADING_LAYER == "default":
+        numba.config.THREADING_LAYER = "workqueue"
+    return numba
+
+
 def _build():
     if "built" not in _kernels:
-        try:
-            import numba
-        except ImportError:
-            _kernels["built"] = None
-        else:
-            # numba's OpenMP layer spins its idle threads after each kernel and so starves
-            # OpenBLAS's (a ResNet step ran 1.5x slower); the work-queue layer sleeps
-            if numba.config.THREADING_LAYER == "default":
-                numba.config.THREADING_LAYER = "workqueue"
-            _kernels["built"] = _define(numba)
+        numba = load_numba()
+        _kernels["built"] = None if numba is None else _define(numba)
     return _kernels["built"]
 
 
@@ -176,9 +182,7 @@ def roi_pool_argmax(x, batch, rows, cols):
     (K, out) [lo, hi) cell ranges of the bins per axis -> (K, C, oh, ow) int64 flat cell
     indices into H*W, -1 for an empty bin (NumPy twin: shendu.vision.ops.roi._pool_argmax)."""
     if "roi_pool_argmax" not in _kernels:
-        import numba
-        _build()  # picks the threading layer first
-        _kernels["roi_pool_argmax"] = _define_roi_pool(numba)
+        _kernels["roi_pool_argmax"] = _define_roi_pool(load_numba())
     (h_lo, h_hi), (w_lo, w_hi) = rows, cols
     best = np.empty((batch.shape[0], x.shape[1], h_lo.shape[1], w_lo.shape[1]), dtype=np.int64)
     _kernels["roi_pool_argmax"](np.ascontiguousarray(x), batch, h_lo, h_hi, w_lo, w_hi, best)

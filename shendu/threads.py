@@ -36,7 +36,10 @@ def set_num_threads(num: int) -> None:
         warnings.warn("set_num_threads: threadpoolctl is not installed, so NumPy's BLAS threads "
                       "are not limited; pip install 'shendu[threads]'", stacklevel=2)
     if importlib.util.find_spec("numba") is not None:
-        import numba
+        # through kernels.load_numba: numba.set_num_threads starts numba's threading layer,
+        # which must be the one the kernels choose (it would otherwise default to OpenMP)
+        from shendu import kernels
+        numba = kernels.load_numba()
         numba.set_num_threads(min(num, numba.config.NUMBA_NUM_THREADS))
     _state["threads"] = num
 

@@ -7,9 +7,9 @@ another: the gradient of conv2d w.r.t. its input is conv_transpose2d, the gradie
 conv_transpose2d w.r.t. its input is conv2d, and the weight gradient's own gradients are the
 other two. Every backward is built from these Functions, so gradients of gradients exist.
 
-Kernels are im2col on strided slices plus matrix products. Loops run only over the kh*kw
-kernel offsets, never over the batch or pixels. Two patch layouts, whichever moves fewer
-floats (both measured in benchmarks/ops.py):
+The NumPy reference is im2col on strided slices plus matrix products. Loops run only over
+the kh*kw kernel offsets, never over the batch or pixels. Two patch layouts, whichever moves
+fewer floats (both measured in benchmarks/ops.py):
   full: cols (N, C, kh, kw, Ho, Wo) and a batched GEMM per image with K = C*kh*kw; for few
         channels each image's patches stay in cache, which beats one huge GEMM.
   rows: (stride 1 along H) only the kw shifts are copied, channel-major, x3 (C, kw, N, Hr, Wo)
@@ -18,6 +18,10 @@ floats (both measured in benchmarks/ops.py):
         K = C*kw read x3 in place; their sum is the output on an (N, Hr, Wo) grid whose last
         rows per image are unused, returned as an (N, O, Ho, Wo) view of (O, N, Ho, Wo) memory
         (every op accepts it; the next conv reads it without a copy).
+Beside it, compiled direct kernels (shendu/ops/conv_kernels.py, numba) for 3x3 'same'
+convolutions at stride 1: the third layout, "direct", reads one zero-padded copy of the input
+(its "tall planes") instead of GEMMs on patches. ``_choose`` alone picks the layout of every
+convolution, forward and both gradients, from the shape and the measurements it cites.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from collections import namedtuple
 
 from shendu import backend
 from shendu.autograd import Function
+from shendu.ops import conv_kernels
 from shendu.ops.pool import _batched, _pair, _taps, adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
 from shendu.tensor import Tensor
 
@@ -35,6 +40,27 @@ Geom = namedtuple("Geom", ["stride", "pad", "dilation", "groups"])
 
 def _covers(taps, out):
     return all(t is not None and t[0].start == 0 and t[0].stop == out for t in taps)
+
+
+# "direct" is used for a 3x3 stride-1 padding-1 convolution while in_channels * out_channels
+# is at most this. benchmarks/conv_kernels.py (forward + both gradients, batch 64, 1 thread,
+# kernel time / NumPy time, three runs on a loaded machine): 0.43-0.48 for 3->16 and
+# 0.45-0.51 for 16->16 at 32x32, 0.77-0.91 for 32->32 at 16x16, but 0.83-1.02 for 32->64 at
+# 16x16 and 1.18-1.31 for 64->64 at 8x8. The kernels run at about the same GMAC/s whatever
+# the channels, while OpenBLAS's GEMMs speed up with K = 3C. (At 2 threads the kernels won on
+# every layer, but OpenBLAS's threads suffered most from the load, so that is not used here.)
+_DIRECT_MAX_CHANNELS = 32 * 32
+_SAME_3X3 = Geom((1, 1), (1, 1), (1, 1), 1)
+
+
+def _choose(x, c_out, kh, kw, geom, out_hw):
+    """The layout of the convolution of x (N, C, H, W) into c_out channels, the one place
+    where it is decided: "direct" (compiled kernels, see conv_kernels), "rows" or "full"
+    (the NumPy reference, see the module docstring)."""
+    if (kh == kw == 3 and geom == _SAME_3X3 and tuple(out_hw) == tuple(x.shape[2:])
+            and x.shape[1] * c_out <= _DIRECT_MAX_CHANNELS and conv_kernels.available(x)):
+        return "direct"
+    return "rows" if _use_rows(x.shape[1], c_out, kh, kw, geom, out_hw) else "full"
 
 
 def _use_rows(c_in, c_out, kh, kw, geom, out_hw):
@@ -91,10 +117,13 @@ def _im2row(x, kh, kw, geom, out_hw):
 
 
 def _patches(x, kh, kw, c_out, geom, out_hw, ones=False):
-    """("rows", x3) or ("full", cols) for x, in the layout _use_rows picks."""
-    if _use_rows(x.shape[1], c_out, kh, kw, geom, out_hw):
-        return "rows", _im2row(x, kh, kw, geom, out_hw)
-    return "full", _im2col(x, kh, kw, geom, out_hw, ones)
+    """("direct", tall planes), ("rows", x3) or ("full", cols) for x, as _choose picks."""
+    kind = _choose(x, c_out, kh, kw, geom, out_hw)
+    if kind == "direct":
+        return kind, conv_kernels.to_tall(x)
+    if kind == "rows":
+        return kind, _im2row(x, kh, kw, geom, out_hw)
+    return kind, _im2col(x, kh, kw, geom, out_hw, ones)
 
 
 def _row_span(data, geom, out_hw):
@@ -118,6 +147,8 @@ def _correlate(x, w, geom, out_hw, bias=None):
     g = geom.groups
     ho, wo = out_hw
     kind, data = _patches(x, kh, kw, o, geom, out_hw, ones=bias is not None)
+    if kind == "direct":
+        return conv_kernels.correlate3x3(data, w, bias, n, out_hw), (kind, data)
     if kind == "full":
         wm = w.reshape(g, o // g, cg * kh * kw)                          # (G, O/G, K)
         if bias is not None:
@@ -161,9 +192,11 @@ def _transposed(g, w, geom, in_hw):
         flipped = Geom((1, 1), ((kh - 1) * dh - geom.pad[0], (kw - 1) * dw - geom.pad[1]),
                        geom.dilation, groups)
         height = in_hw[0] + (kh - 1) * dh
+        kind = _choose(g, c, kh, kw, flipped, in_hw)
         moved = (o * kw * height + 2 * (kh - 1) * c * height
-                 if _use_rows(o, c, kh, kw, flipped, in_hw) else o * kh * kw * in_hw[0])
-        if moved < 3 * c * kh * kw * ho:    # col2im writes, reads and adds its patches
+                 if kind == "rows" else o * kh * kw * in_hw[0])
+        # col2im writes, reads and adds its patches
+        if kind == "direct" or moved < 3 * c * kh * kw * ho:
             return _correlate(g, _flip_kernel(w, groups), flipped, in_hw)[0]
     wt = w.reshape(groups, o // groups, cg * kh * kw).swapaxes(1, 2)    # (G, K, O/G)
     cols = xp.matmul(wt, g.reshape(n, groups, o // groups, ho * wo))   # (N, G, K, P)
@@ -206,6 +239,9 @@ def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
     cg = x.shape[1] // groups
     k = cg * kh * kw
     kind, data = patches or _patches(x, kh, kw, o, geom, (ho, wo), ones=with_bias)
+    if kind == "direct":
+        gw, gb = conv_kernels.weight_grad3x3(data, conv_kernels.to_tall(g), (ho, wo))
+        return xp.concatenate([gw.reshape(o, k), gb[:, None]], axis=1) if with_bias else gw
     if kind == "full":
         pixels = ho * wo
         grad = g.reshape(n, groups, o // groups, pixels)
