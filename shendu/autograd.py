@@ -238,8 +238,10 @@ def _run_backward(roots, root_grads, retain_graph, create_graph, capture=None,
     grads = {}
     for root, g in zip(roots, root_grads):
         grads[id(root)] = g if id(root) not in grads else grads[id(root)] + g
-    # a gradient the caller passed in must never become a leaf's .grad by reference
-    handed_out = {id(g) for g in root_grads}
+    # a gradient the caller passed in must never become a leaf's .grad by reference. Keyed
+    # by id and holding the Tensors: a freed Tensor's id is reused, and a stale id made
+    # _accumulate_leaf copy half of an MLP's fresh gradients for nothing
+    handed_out = {id(g): g for g in root_grads}
     with _GradMode(create_graph):
         for tensor in reversed(_topological_order(roots)):
             grad = grads.pop(id(tensor), None)
@@ -301,7 +303,7 @@ def _accumulate_leaf(tensor, grad, handed_out):
         if (id(grad) in handed_out or data.base is not None
                 or not getattr(data.flags, "writeable", True) or 0 in data.strides):
             grad = grad.clone()
-        handed_out.add(id(grad))
+        handed_out[id(grad)] = grad
         tensor.grad = grad if is_grad_enabled() else grad.detach()
     else:
         tensor.grad = tensor.grad + grad

@@ -104,3 +104,86 @@ def test_roi_pool_kernel_equals_numpy_reference(dtype, seed, reference):
                                                   scale), reference, x)
     for a, r in zip(compiled, plain):
         np.testing.assert_array_equal(a, r)
+
+
+def _optimizer_run(make, dtype, compiled, steps=4):
+    """Parameters and state after ``steps`` updates of the optimizer ``make(params)`` on fixed
+    gradients, with the fused kernels (shendu.optim.fused) on or off."""
+    rng = np.random.default_rng(3)
+    shapes = [(7, 5), (3,), (300, 256)]
+    params = [shendu.tensor(rng.standard_normal(s).astype(dtype), requires_grad=True)
+              for s in shapes]
+    grads = [[rng.standard_normal(s).astype(dtype) for s in shapes] for _ in range(steps)]
+    for step_grads in grads:  # zero moments: with eps=0 the update divides 0 by 0 (NaN)
+        step_grads[0][0, 0] = 0
+    backend.use_compiled_kernels(compiled)
+    try:
+        opt = make(params)
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = shendu.tensor(g)
+            opt.step()
+    finally:
+        backend.use_compiled_kernels(True)
+    state = [{k: (v.numpy() if isinstance(v, shendu.Tensor) else v) for k, v in opt.state[p].items()}
+             for p in params]
+    return [p.detach().numpy() for p in params], state
+
+
+_ADAM_OPTIONS = [dict(amsgrad=a, maximize=m, weight_decay=w, decoupled_weight_decay=d)
+                 for a in (False, True) for m in (False, True) for w in (0, 0.1)
+                 for d in (False, True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", _ADAM_OPTIONS + [dict(lr=0.0, weight_decay=0.1),
+                                                     dict(betas=(0.3, 0.9)),
+                                                     dict(betas=(0.5, 0.0), eps=1e-3),
+                                                     dict(eps=0.0, amsgrad=True)])
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.filterwarnings("ignore:invalid value encountered")  # the eps=0 case's 0 / 0
+def test_fused_adam_equals_numpy_reference_bitwise(options, dtype, parallel, monkeypatch):
+    from shendu.optim import fused
+    monkeypatch.setattr(fused, "_PARALLEL_MIN", 1 if parallel else 1 << 62)
+    options = dict(dict(lr=0.05), **options)
+    make = lambda params: shendu.optim.Adam(params, **options)  # noqa: E731
+    (fast, fast_state), (ref, ref_state) = (_optimizer_run(make, dtype, c) for c in (True, False))
+    for a, r in zip(fast, ref):
+        np.testing.assert_array_equal(a, r)
+    for a, r in zip(fast_state, ref_state):
+        assert a.keys() == r.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], r[k])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [dict(), dict(weight_decay=0.1), dict(maximize=True),
+                                     dict(momentum=0.9), dict(momentum=0.9, dampening=0.3),
+                                     dict(momentum=0.9, nesterov=True, weight_decay=0.01),
+                                     dict(momentum=0.5, maximize=True, weight_decay=0.2)])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_fused_sgd_equals_numpy_reference_bitwise(options, dtype, parallel, monkeypatch):
+    from shendu.optim import fused
+    monkeypatch.setattr(fused, "_PARALLEL_MIN", 1 if parallel else 1 << 62)
+    make = lambda params: shendu.optim.SGD(params, lr=0.05, **options)  # noqa: E731
+    (fast, fast_state), (ref, ref_state) = (_optimizer_run(make, dtype, c) for c in (True, False))
+    for a, r in zip(fast, ref):
+        np.testing.assert_array_equal(a, r)
+    for a, r in zip(fast_state, ref_state):
+        assert a.keys() == r.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], r[k])
+
+
+def test_fused_kernels_take_the_usual_arrays():
+    """The bitwise tests above compare two runs of the NumPy path unless this holds."""
+    from shendu.optim import fused
+    a = np.ones((3, 4), dtype=np.float32)
+    assert fused.usable(a, a.copy(), a.copy())
+    assert not fused.usable(a, a.astype(np.float64))  # mixed dtypes: the NumPy path
+    assert not fused.usable(np.ones((4, 3), dtype=np.float32).T, a)  # not contiguous
+    backend.use_compiled_kernels(False)
+    try:
+        assert not fused.usable(a, a.copy())
+    finally:
+        backend.use_compiled_kernels(True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from shendu import backend
+from shendu.optim import fused
 from shendu.optim.optimizer import BETAS, NON_NEGATIVE, Optimizer, lerp_
 from shendu.tensor import Tensor
 
@@ -72,6 +73,16 @@ class Adam(Optimizer):
                 state["max_exp_avg_sq"] = Tensor._wrap(xp.zeros_like(param))
         state["step"] += 1
         step = state["step"]
+        exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
+        amsgrad_buf = state["max_exp_avg_sq"]._data if group["amsgrad"] else None
+        if fused.usable(param, grad, exp_avg, exp_avg_sq,
+                        *(() if amsgrad_buf is None else (amsgrad_buf,))):
+            # one pass instead of the ~12 below; the code below is its tested reference
+            fused.adam_(param, grad, exp_avg, exp_avg_sq, amsgrad_buf, lr=lr, beta1=beta1,
+                        beta2=beta2, eps=eps, weight_decay=weight_decay,
+                        decoupled=bool(group["decoupled_weight_decay"]),
+                        maximize=group["maximize"], step=step)
+            return
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
@@ -81,7 +92,6 @@ class Adam(Optimizer):
                 decayed = param * weight_decay
                 decayed += grad
                 grad = decayed
-        exp_avg, exp_avg_sq = state["exp_avg"]._data, state["exp_avg_sq"]._data
         scratch = xp.empty_like(param)  # the one temporary of the step
         lerp_(exp_avg, grad, 1.0 - beta1, scratch)
         xp.multiply(grad, 1.0 - beta2, out=scratch)  # torch's addcmul order: (value * g) * g
@@ -94,7 +104,7 @@ class Adam(Optimizer):
         step_size = lr / bias_correction1
         second = exp_avg_sq
         if group["amsgrad"]:
-            second = state["max_exp_avg_sq"]._data
+            second = amsgrad_buf
             xp.maximum(second, exp_avg_sq, out=second)
         if step_size == 0.0:
             return

@@ -1,6 +1,7 @@
 """Stochastic gradient descent, with momentum and Nesterov momentum (torch.optim.SGD)."""
 from __future__ import annotations
 
+from shendu.optim import fused
 from shendu.optim.optimizer import NON_NEGATIVE, Optimizer
 from shendu.tensor import Tensor
 
@@ -56,6 +57,18 @@ class SGD(Optimizer):
     def _update(self, param, grad, group, state):
         lr, momentum = float(group["lr"]), float(group["momentum"])
         weight_decay = float(group["weight_decay"])
+        buf = state.get("momentum_buffer") if momentum != 0 else None
+        first = momentum != 0 and buf is None
+        if first and fused.usable(param, grad):
+            buf = Tensor._wrap(fused.np.empty_like(param))  # the kernel fills it with grad
+            state["momentum_buffer"] = buf
+        if fused.usable(param, grad, *(() if buf is None else (buf._data,))):
+            # one pass instead of up to 7 below; the code below is its tested reference
+            fused.sgd_(param, grad, None if buf is None else buf._data, lr=lr,
+                       momentum=momentum, dampening=float(group["dampening"]),
+                       weight_decay=weight_decay, nesterov=group["nesterov"],
+                       maximize=group["maximize"], first=first)
+            return
         if group["maximize"]:
             grad = -grad
         if weight_decay != 0:
