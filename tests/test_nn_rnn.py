@@ -224,10 +224,14 @@ def test_float32_in_float32_out(name, fused):
 def test_one_projection_and_one_hidden_product_per_step(fused, products, monkeypatch):
     """x W_ih^T for all steps is one product; the composed loop adds one h W_hh^T per step
     (all gates at once); the fused layer does its per-step products inside one Function."""
+    from shendu.ops import nn as nn_ops
     calls = []
     original = linalg.MatMul.forward
     monkeypatch.setattr(linalg.MatMul, "forward",
                         lambda self, a, b: calls.append(a.shape) or original(self, a, b))
+    original_linear = nn_ops.Linear.forward  # F.linear's one-node product and bias
+    monkeypatch.setattr(nn_ops.Linear, "forward", lambda self, x, w, b: calls.append(x.shape)
+                        or original_linear(self, x, w, b))
     nn.LSTM(3, 4, fused=fused)(shendu.randn(7, 2, 3))
     assert len(calls) == products
     assert calls[0] == (14, 3)  # (L * N, H_in): every step's input at once
