@@ -34,6 +34,9 @@ import time
 # torch's OpenMP workers spin after each op by default and starve NumPy's BLAS threads when
 # the two alternate in one process (see lm.py); must be set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# shendu's own default (shendu/backend.py), which NumPy imported first would bypass: OpenBLAS's
+# idle workers sleep instead of spinning (they also slowed torch's steps between ours)
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402

@@ -7,8 +7,19 @@ same op code runs on NumPy (device "cpu") and CuPy (device "cuda"). Backend diff
 from __future__ import annotations
 
 import math
+import os
+import sys
 
-import numpy as np
+# OpenBLAS's idle workers spin for ~2^28 cycles before they sleep. With another process on one
+# of two cores, a spinning worker shares its core with that process and every mid-size GEMM
+# waits a time slice for it: an LSTM step ran 24.8x PyTorch's (benchmarks/all.py --busy). Letting
+# them sleep after 2^4 cycles gave 1.32x there and left shendu's quiet step times unchanged
+# (within noise). OpenBLAS reads the variable when it loads, so only an import of shendu before
+# NumPy can set it; a user's own value wins.
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 
 try:  # CuPy is an optional extra: `pip install shendu[gpu]`
     import cupy as _cupy

@@ -5,6 +5,11 @@ extra, numba's compiled kernels. ``set_num_threads(n)`` limits both: the BLAS po
 threadpoolctl (the ``threads`` extra) and numba's thread pool when numba is installed. Without
 threadpoolctl only numba is limited and a warning says so; the limit is process-wide, as
 torch's is.
+
+Idle BLAS threads sleep instead of spinning: ``shendu.backend`` sets
+``OPENBLAS_THREAD_TIMEOUT=4`` before it imports NumPy (a value of the user's wins; NumPy
+imported before shendu keeps OpenBLAS's default spin), which keeps a step from collapsing when
+another process holds one of the cores.
 """
 from __future__ import annotations
 
