@@ -42,11 +42,17 @@ def load_numba():
     return numba
 
 
-def _build():
-    if "built" not in _kernels:
+def compile_once(cache, key, define):
+    """``define(numba)``'s kernels, compiled the first time and kept in ``cache[key]``; None
+    when numba is not installed. Every kernel module builds its kernels through this."""
+    if key not in cache:
         numba = load_numba()
-        _kernels["built"] = None if numba is None else _define(numba)
-    return _kernels["built"]
+        cache[key] = None if numba is None else define(numba)
+    return cache[key]
+
+
+def _build():
+    return compile_once(_kernels, "built", _define)
 
 
 def _define(numba):
@@ -181,9 +187,8 @@ def roi_pool_argmax(x, batch, rows, cols):
     """RoI max pooling's winners: x (N, C, H, W) host array, batch (K,) int64, rows / cols the
     (K, out) [lo, hi) cell ranges of the bins per axis -> (K, C, oh, ow) int64 flat cell
     indices into H*W, -1 for an empty bin (NumPy twin: shendu.vision.ops.roi._pool_argmax)."""
-    if "roi_pool_argmax" not in _kernels:
-        _kernels["roi_pool_argmax"] = _define_roi_pool(load_numba())
+    kernel = compile_once(_kernels, "roi_pool_argmax", _define_roi_pool)
     (h_lo, h_hi), (w_lo, w_hi) = rows, cols
     best = np.empty((batch.shape[0], x.shape[1], h_lo.shape[1], w_lo.shape[1]), dtype=np.int64)
-    _kernels["roi_pool_argmax"](np.ascontiguousarray(x), batch, h_lo, h_hi, w_lo, w_hi, best)
+    kernel(np.ascontiguousarray(x), batch, h_lo, h_hi, w_lo, w_hi, best)
     return best

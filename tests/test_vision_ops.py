@@ -137,7 +137,7 @@ def compiled(request):
     """Run a test on the NumPy path and on the numba kernel (when numba is installed)."""
     from shendu import backend
     if request.param and not backend.compiled_kernels_available():
-        pytest.skip("numba is not installed")
+        pytest.skip("numba (the optional fast extra) is not installed; the NumPy path ran")
     backend.use_compiled_kernels(request.param)
     yield request.param
     backend.use_compiled_kernels(True)

@@ -41,10 +41,7 @@ def usable(*arrays) -> bool:
 
 
 def _build():
-    if "built" not in _kernels:
-        numba = kernels.load_numba()
-        _kernels["built"] = None if numba is None else _define(numba)
-    return _kernels["built"]
+    return kernels.compile_once(_kernels, "built", _define)
 
 
 def _define(numba):
