@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import argparse
 import os
+
+# torch's OpenMP workers spin after each op and starve numba's and OpenBLAS's threads when
+# the three alternate (as in all.py); must be set before torch is imported
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import statistics
 import time
 
@@ -26,7 +30,9 @@ from shendu.ops import conv
 
 LAYERS = [  # (in channels, out channels, height = width)
     (3, 16, 32), (16, 16, 32), (32, 32, 16), (64, 64, 8),     # ResNet-20
-    (32, 64, 16), (64, 128, 8),                                 # VGG-11 small
+    (3, 32, 32), (32, 64, 16), (64, 128, 8), (128, 128, 8),    # VGG-11 small
+    (128, 256, 4), (256, 256, 4), (256, 256, 2),
+    (32, 32, 28), (64, 64, 14),                                 # ResNet-20 on 28x28 images
 ]
 
 

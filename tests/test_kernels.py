@@ -70,6 +70,44 @@ def test_batch_norm_kernel_reads_channel_major_views_and_keeps_their_layout():
     np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), rtol=1e-12)
 
 
+def _layout(a, kind):
+    """a (N, C, ...) as C-contiguous, channel-major (the conv row layout) or strided memory."""
+    if kind == "channel-major":
+        return np.ascontiguousarray(a.swapaxes(0, 1)).swapaxes(0, 1)
+    if kind == "strided":
+        return np.repeat(a, 2, axis=-1)[..., ::2]
+    return np.ascontiguousarray(a)
+
+
+@pytest.mark.parametrize("x_layout", ["contiguous", "channel-major", "strided"])
+@pytest.mark.parametrize("g_layout", ["contiguous", "channel-major", "strided"])
+@pytest.mark.parametrize("dtype, tol", [(np.float64, 1e-11), (np.float32, 2e-5)])
+def test_batch_norm_kernels_on_every_layout_mix_equal_the_formula(x_layout, g_layout, dtype,
+                                                                   tol):
+    rng = np.random.default_rng(4)
+    x64 = rng.standard_normal((5, 3, 4, 7)) * 2 - 1
+    g64 = rng.standard_normal(x64.shape)
+    w64, b64 = rng.standard_normal(3), rng.standard_normal(3)
+    x, g = _layout(x64.astype(dtype), x_layout), _layout(g64.astype(dtype), g_layout)
+    out, mean, var = kernels.batch_norm_forward(x, w64.astype(dtype), b64.astype(dtype), 1e-5)
+    axes = (0, 2, 3)
+    m, v = x64.mean(axis=axes, keepdims=True), x64.var(axis=axes, keepdims=True)
+    rstd = 1 / np.sqrt(v + 1e-5)
+    xhat = (x64 - m) * rstd
+    w = w64.reshape(1, -1, 1, 1)
+    np.testing.assert_allclose(out, xhat * w + b64.reshape(1, -1, 1, 1), rtol=tol, atol=tol)
+    np.testing.assert_allclose(mean, m.ravel(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(var, v.ravel(), rtol=tol, atol=tol)
+    grad_x, sum_gx, sum_g = kernels.batch_norm_backward(g, x, mean, rstd.ravel(),
+                                                        w64.astype(dtype), True)
+    mg, mgx = g64.mean(axis=axes, keepdims=True), (g64 * xhat).mean(axis=axes, keepdims=True)
+    np.testing.assert_allclose(grad_x, w * rstd * (g64 - mg - xhat * mgx), rtol=tol * 10,
+                               atol=tol * 10)
+    np.testing.assert_allclose(sum_gx, (g64 * xhat).sum(axis=axes), rtol=tol, atol=tol * 10)
+    np.testing.assert_allclose(sum_g, g64.sum(axis=axes), rtol=tol, atol=tol * 10)
+    assert grad_x.shape == x.shape and out.shape == x.shape
+
+
 def test_batch_norm_without_affine_and_double_backward_use_the_reference_formula(reference):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((6, 2, 3, 3))

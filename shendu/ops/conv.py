@@ -43,12 +43,12 @@ def _covers(taps, out):
 
 
 # "direct" is used for a 3x3 stride-1 padding-1 convolution while in_channels * out_channels
-# is at most this. benchmarks/conv_kernels.py (forward + both gradients, batch 64, 1 thread,
-# kernel time / NumPy time, three runs on a loaded machine): 0.43-0.48 for 3->16 and
-# 0.45-0.51 for 16->16 at 32x32, 0.77-0.91 for 32->32 at 16x16, but 0.83-1.02 for 32->64 at
-# 16x16 and 1.18-1.31 for 64->64 at 8x8. The kernels run at about the same GMAC/s whatever
-# the channels, while OpenBLAS's GEMMs speed up with K = 3C. (At 2 threads the kernels won on
-# every layer, but OpenBLAS's threads suffered most from the load, so that is not used here.)
+# is at most this. benchmarks/conv_kernels.py with the four-channel kernels (forward + both
+# gradients, batch 64, 2 threads, kernel time / NumPy time, quiet machine): 0.60 for 3->16
+# and 0.49 for 16->16 at 32x32, 0.92 for 32->32 at 16x16 and 0.80 at 28x28, but 0.98 for
+# 32->64 at 16x16, 1.17 for 64->64 at 8x8 and 1.21 at 14x14, 1.2-1.9 for VGG's 64-256
+# channels. The kernels run at about the same GMAC/s whatever the channels, while OpenBLAS's
+# GEMMs speed up with K = 3C.
 _DIRECT_MAX_CHANNELS = 32 * 32
 _SAME_3X3 = Geom((1, 1), (1, 1), (1, 1), 1)
 
@@ -240,7 +240,7 @@ def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
     k = cg * kh * kw
     kind, data = patches or _patches(x, kh, kw, o, geom, (ho, wo), ones=with_bias)
     if kind == "direct":
-        gw, gb = conv_kernels.weight_grad3x3(data, conv_kernels.to_tall(g), (ho, wo))
+        gw, gb = conv_kernels.weight_grad3x3(data, g, (ho, wo))
         return xp.concatenate([gw.reshape(o, k), gb[:, None]], axis=1) if with_bias else gw
     if kind == "full":
         pixels = ho * wo

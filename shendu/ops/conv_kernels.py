@@ -18,14 +18,18 @@ loop over q (LLVM vectorises it whatever W is, and the nine taps sum in register
 store). The grid's extra column and row per image are computed and dropped: (H+1)(W+1)/(HW)
 - 1 extra work, 6% at 32x32, 27% at 8x8, instead of im2row's three copies of the input.
 
-The grid is cut into segments of whole rows; a task is (segment, output channel), with the
-output channel varying fastest, so a segment of every input channel stays in L2 while all
-output channels read it.
+The grid is cut into segments of whole rows (about 1024 positions); a task is (segment,
+block of four output channels), with the block varying fastest, so a segment of every input
+channel stays in L2 while all blocks read it. A block of four is what the 16 AVX2 registers
+hold: one kernel row of four channels is 12 weights, 3 taps and 4 accumulators (a single
+channel per task, as first written, reloaded its accumulator for every 9 multiply-adds and ran
+at 19-21 GMAC/s on one core; four channels per task 26-38; eight spill and fall to 24).
 
-  correlate3x3:   y (O, N, H, W) from tall x (C, F) and w (O, C, 3, 3); the input gradient
-                  is the same kernel on the tall output gradient with the flipped, transposed
-                  kernel (conv.py does that).
-  weight_grad3x3: dw (O, C, 3, 3) and db (O,) from tall x and tall g, float64 sums.
+  correlate3x3:   y (O, N, H, W) from tall x (C, F) and w (O, C, 3, 3), O padded to a multiple
+                  of 4 with zero weights; the input gradient is the same kernel on the tall
+                  output gradient with the flipped, transposed kernel (conv.py does that).
+  weight_grad3x3: dw (O, C, 3, 3) and db (O,) from tall x and tall g (g's planes padded to a
+                  multiple of 4 with zeros), float64 sums per segment.
 
 Host float32/float64 arrays only; conv.py's ``_choose`` decides when these are used and falls
 back to the NumPy reference otherwise.
@@ -57,130 +61,170 @@ def _define(numba):
 
     @jit
     def correlate3x3(tall, w, bias, out, segment_rows):
-        """tall (C, F) planes, w (O, C, 3, 3), bias (O,) -> out (O, N, H, W) = bias + sum over
-        c and the nine taps."""
+        """tall (C, F) planes, w (O4, C, 3, 3), bias (O4,) -> out (O4, N, H, W) = bias + sum
+        over c and the nine taps; O4 is a multiple of 4 (the caller pads w with zeros)."""
         channels = tall.shape[0]
         outs, batch, height, width = out.shape
         row = width + 1
         grid_rows = batch * (height + 1)
         segments = (grid_rows + segment_rows - 1) // segment_rows
-        for task in prange(segments * outs):
-            s = task // outs
-            o = task % outs
+        blocks = outs // 4
+        for task in prange(segments * blocks):
+            s = task // blocks
+            o = (task % blocks) * 4
             r0 = s * segment_rows
             r1 = min(grid_rows, r0 + segment_rows)
             start = r0 * row
             length = (r1 - r0) * row
-            acc = np.full(length, bias[o], dtype=out.dtype)
+            acc0 = np.full(length, bias[o], dtype=out.dtype)
+            acc1 = np.full(length, bias[o + 1], dtype=out.dtype)
+            acc2 = np.full(length, bias[o + 2], dtype=out.dtype)
+            acc3 = np.full(length, bias[o + 3], dtype=out.dtype)
             for c in range(channels):
-                w00, w01, w02 = w[o, c, 0, 0], w[o, c, 0, 1], w[o, c, 0, 2]
-                w10, w11, w12 = w[o, c, 1, 0], w[o, c, 1, 1], w[o, c, 1, 2]
-                w20, w21, w22 = w[o, c, 2, 0], w[o, c, 2, 1], w[o, c, 2, 2]
-                # one view per kernel row, so every index is p + constant: numba's
-                # negative-index fix-up then folds away and LLVM vectorises the loop
-                top = tall[c, start:]
-                mid = tall[c, start + row:]
-                low = tall[c, start + 2 * row:]
-                for p in range(length):
-                    acc[p] += (w00 * top[p] + w01 * top[p + 1] + w02 * top[p + 2]
-                               + w10 * mid[p] + w11 * mid[p + 1] + w12 * mid[p + 2]
-                               + w20 * low[p] + w21 * low[p + 1] + w22 * low[p + 2])
+                for i in range(3):
+                    # one kernel row of four output channels per pass: 12 weights, 3 taps
+                    # and 4 accumulators fit the 16 vector registers (all 9 taps spill)
+                    x = tall[c, start + i * row:]
+                    a0, a1, a2 = w[o, c, i, 0], w[o, c, i, 1], w[o, c, i, 2]
+                    b0, b1, b2 = w[o + 1, c, i, 0], w[o + 1, c, i, 1], w[o + 1, c, i, 2]
+                    c0, c1, c2 = w[o + 2, c, i, 0], w[o + 2, c, i, 1], w[o + 2, c, i, 2]
+                    d0, d1, d2 = w[o + 3, c, i, 0], w[o + 3, c, i, 1], w[o + 3, c, i, 2]
+                    for p in range(length):
+                        t0, t1, t2 = x[p], x[p + 1], x[p + 2]
+                        acc0[p] += a0 * t0 + a1 * t1 + a2 * t2
+                        acc1[p] += b0 * t0 + b1 * t1 + b2 * t2
+                        acc2[p] += c0 * t0 + c1 * t1 + c2 * t2
+                        acc3[p] += d0 * t0 + d1 * t1 + d2 * t2
             for r in range(r0, r1):
                 n = r // (height + 1)
                 h = r % (height + 1)
                 if h < height:
                     k = (r - r0) * row
-                    out[o, n, h, :] = acc[k:k + width]
+                    out[o, n, h, :] = acc0[k:k + width]
+                    out[o + 1, n, h, :] = acc1[k:k + width]
+                    out[o + 2, n, h, :] = acc2[k:k + width]
+                    out[o + 3, n, h, :] = acc3[k:k + width]
 
     @jit
     def weight_grad3x3(tall, grad_tall, height, width, segment_rows, partial, partial_bias):
-        """tall x (C, F), tall g (O, F) -> partial (S, O, C, 9) and partial_bias (S, O), the
-        float64 sums over each of the S segments of the grid (the caller adds them)."""
+        """tall x (C, F), tall g (O4, F) -> partial (S, O4, C, 9) and partial_bias (S, O4), the
+        float64 sums over each of the S segments of the grid (the caller adds them); O4 is a
+        multiple of 4 (the caller pads g with zero planes)."""
         channels = tall.shape[0]
         outs = grad_tall.shape[0]
         row = width + 1
         grid_rows = (grad_tall.shape[1] - 2) // row - 2
         segments = partial.shape[0]
-        for task in prange(segments * outs):
-            s = task // outs
-            o = task % outs
+        blocks = outs // 4
+        for task in prange(segments * blocks):
+            s = task // blocks
+            o = (task % blocks) * 4
             r0 = s * segment_rows
             r1 = min(grid_rows, r0 + segment_rows)
             start = r0 * row
             length = (r1 - r0) * row
             # g at grid position q is tall g at q + row + 1 (zero on the unused positions)
-            grad = grad_tall[o, start + row + 1:]
-            total = 0.0  # float64, as partial_bias
+            g0 = grad_tall[o, start + row + 1:]
+            g1 = grad_tall[o + 1, start + row + 1:]
+            g2 = grad_tall[o + 2, start + row + 1:]
+            g3 = grad_tall[o + 3, start + row + 1:]
+            total0 = total1 = total2 = total3 = 0.0  # float64, as partial_bias
             for p in range(length):
-                total += grad[p]
-            partial_bias[s, o] = total
+                total0 += g0[p]
+                total1 += g1[p]
+                total2 += g2[p]
+                total3 += g3[p]
+            partial_bias[s, o], partial_bias[s, o + 1] = total0, total1
+            partial_bias[s, o + 2], partial_bias[s, o + 3] = total2, total3
+            zero = g0[:0].sum()  # g's dtype (g0[0] * 0 would be float64)
             for c in range(channels):
-                top = tall[c, start:]
-                mid = tall[c, start + row:]
-                low = tall[c, start + 2 * row:]
-                s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = grad[:0].sum()  # g's dtype (grad[0] * 0 would be float64)
-                for p in range(length):
-                    gv = grad[p]
-                    s00 += gv * top[p]
-                    s01 += gv * top[p + 1]
-                    s02 += gv * top[p + 2]
-                    s10 += gv * mid[p]
-                    s11 += gv * mid[p + 1]
-                    s12 += gv * mid[p + 2]
-                    s20 += gv * low[p]
-                    s21 += gv * low[p + 1]
-                    s22 += gv * low[p + 2]
-                sums = partial[s, o, c]
-                sums[0], sums[1], sums[2] = s00, s01, s02
-                sums[3], sums[4], sums[5] = s10, s11, s12
-                sums[6], sums[7], sums[8] = s20, s21, s22
+                for i in range(3):
+                    # one kernel row of four output channels: 12 sums in registers
+                    x = tall[c, start + i * row:]
+                    a0 = a1 = a2 = b0 = b1 = b2 = c0 = c1 = c2 = d0 = d1 = d2 = zero
+                    for p in range(length):
+                        t0, t1, t2 = x[p], x[p + 1], x[p + 2]
+                        ga, gb, gc, gd = g0[p], g1[p], g2[p], g3[p]
+                        a0 += ga * t0
+                        a1 += ga * t1
+                        a2 += ga * t2
+                        b0 += gb * t0
+                        b1 += gb * t1
+                        b2 += gb * t2
+                        c0 += gc * t0
+                        c1 += gc * t1
+                        c2 += gc * t2
+                        d0 += gd * t0
+                        d1 += gd * t1
+                        d2 += gd * t2
+                    k = 3 * i
+                    partial[s, o, c, k], partial[s, o, c, k + 1], partial[s, o, c, k + 2] = a0, a1, a2
+                    partial[s, o + 1, c, k], partial[s, o + 1, c, k + 1] = b0, b1
+                    partial[s, o + 1, c, k + 2] = b2
+                    partial[s, o + 2, c, k], partial[s, o + 2, c, k + 1] = c0, c1
+                    partial[s, o + 2, c, k + 2] = c2
+                    partial[s, o + 3, c, k], partial[s, o + 3, c, k + 1] = d0, d1
+                    partial[s, o + 3, c, k + 2] = d2
 
     return {"correlate3x3": correlate3x3, "weight_grad3x3": weight_grad3x3}
 
 
-def _segment_rows(channels, width):
-    """Grid rows per task: about 256 KB of input segments (all channels) stays in L2, and
-    each inner loop still runs over at least 1024 floats."""
-    target = min(8192, max(1024, 65536 // max(channels, 1)))
-    return max(1, -(-target // (width + 1)))
+def _segment_rows(width, floats):
+    """Grid rows per task, about ``floats`` grid positions: four accumulators of 1024 floats
+    and the input rows they read stay in L1 (benchmarks/conv_kernels.py measured 1024 best
+    for the forward and 2048 for the weight gradient, whose partial sums cost per segment)."""
+    return max(1, -(-floats // (width + 1)))
 
 
-def to_tall(x):
-    """x (N, C, H, W) (any strides) -> tall planes (C, (N(H+1) + 2)(W+1) + 2), see the module
-    docstring."""
+def _blocks_of_4(count):
+    return -(-count // 4) * 4
+
+
+def to_tall(x, channel_multiple=1):
+    """x (N, C, H, W) (any strides) -> tall planes (C', (N(H+1) + 2)(W+1) + 2), see the module
+    docstring; C' is C rounded up to ``channel_multiple``, the extra planes zero."""
     n, c, h, w = x.shape
     row = w + 1
-    tall = np.empty((c, (n * (h + 1) + 2) * row + 2), dtype=x.dtype)
-    tall[:, :row + 1] = 0
-    grid = tall[:, row + 1:row + 1 + n * (h + 1) * row].reshape(c, n, h + 1, row)
+    planes = -(-c // channel_multiple) * channel_multiple
+    tall = np.empty((planes, (n * (h + 1) + 2) * row + 2), dtype=x.dtype)
+    tall[c:] = 0
+    tall[:c, :row + 1] = 0
+    grid = tall[:c, row + 1:row + 1 + n * (h + 1) * row].reshape(c, n, h + 1, row)
     grid[:, :, :h, :w] = x.transpose(1, 0, 2, 3)
     grid[:, :, :h, w] = 0
     grid[:, :, h] = 0
-    tall[:, row + 1 + n * (h + 1) * row:] = 0
+    tall[:c, row + 1 + n * (h + 1) * row:] = 0
     return tall
 
 
 def correlate3x3(tall, w, bias, batch, hw):
     """Tall planes of x (from to_tall), w (O, C, 3, 3), bias (O,) or None, the batch size and
-    (H, W) -> y (N, O, H, W), a view of (O, N, H, W) memory (as conv.py's row layout)."""
-    o = w.shape[0]
-    out = np.empty((o, batch) + tuple(hw), dtype=tall.dtype)
-    bias = np.zeros(o, dtype=tall.dtype) if bias is None else bias
-    _build()["correlate3x3"](tall, np.ascontiguousarray(w), np.ascontiguousarray(bias), out,
-                             _segment_rows(tall.shape[0], hw[1]))
-    return out.transpose(1, 0, 2, 3)
+    (H, W) -> y (N, O, H, W), a view of (O', N, H, W) memory (as conv.py's row layout)."""
+    o, c = w.shape[:2]
+    blocks = _blocks_of_4(o)
+    weights = np.zeros((blocks, c, 3, 3), dtype=tall.dtype)
+    weights[:o] = w
+    padded_bias = np.zeros(blocks, dtype=tall.dtype)
+    if bias is not None:
+        padded_bias[:o] = bias
+    out = np.empty((blocks, batch) + tuple(hw), dtype=tall.dtype)
+    _build()["correlate3x3"](tall, weights, padded_bias, out,
+                             _segment_rows(hw[1], 1024))
+    return out[:o].transpose(1, 0, 2, 3)
 
 
-def weight_grad3x3(tall, grad_tall, hw):
-    """Tall planes of x (C, F) and of the output gradient (O, F), (H, W) ->
+def weight_grad3x3(tall, grad, hw):
+    """Tall planes of x (C, F), the output gradient g (N, O, H, W), (H, W) ->
     (dw (O, C, 3, 3), db (O,)) in x's dtype."""
-    c, o = tall.shape[0], grad_tall.shape[0]
+    o = grad.shape[1]
+    grad_tall = to_tall(grad, channel_multiple=4)
+    c = tall.shape[0]
     height, width = hw
-    rows = _segment_rows(c, width)
+    rows = _segment_rows(width, 2048)
     grid_rows = (tall.shape[1] - 2) // (width + 1) - 2
     segments = -(-grid_rows // rows)
-    partial = np.empty((segments, o, c, 9))
-    partial_bias = np.empty((segments, o))
+    partial = np.empty((segments, grad_tall.shape[0], c, 9))
+    partial_bias = np.empty((segments, grad_tall.shape[0]))
     _build()["weight_grad3x3"](tall, grad_tall, height, width, rows, partial, partial_bias)
-    return (partial.sum(0).reshape(o, c, 3, 3).astype(tall.dtype),
-            partial_bias.sum(0).astype(tall.dtype))
+    return (partial[:, :o].sum(0).reshape(o, c, 3, 3).astype(tall.dtype),
+            partial_bias[:, :o].sum(0).astype(tall.dtype))
