@@ -225,3 +225,62 @@ def test_fused_kernels_take_the_usual_arrays():
         assert not fused.usable(a, a.copy())
     finally:
         backend.use_compiled_kernels(True)
+
+
+# --- pointwise kernels (shendu.ops.pointwise_kernels) ------------------------------------------
+
+def _special_values(shape, dtype, seed):
+    """Random values with NaN, +-inf, +-0.0 sprinkled in."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape).astype(dtype)
+    flat = a.reshape(-1)
+    picks = rng.choice(flat.size, 40, replace=False)
+    flat[picks] = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0] * 8, dtype=dtype)
+    return a
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
+def test_pointwise_relu_and_add_kernels_are_bitwise_the_numpy_reference(dtype, layout):
+    from shendu.ops import pointwise_kernels
+    shape = (8, 4, 45, 50)                          # 72,000 elements, above MIN_SIZE
+    x = _layout(_special_values(shape, dtype, 0), layout)
+    g = _layout(_special_values(shape, dtype, 1), layout)
+    assert pointwise_kernels.usable(x, x > 0) and x.size >= pointwise_kernels.MIN_SIZE
+    out, positive = pointwise_kernels.relu(x)
+    want = np.maximum(x, 0)
+    assert out.strides == x.strides and positive.shape == x.shape
+    np.testing.assert_array_equal(positive, x > 0)
+    nonzero = x != 0   # NumPy's own sign of max(-0.0, 0) differs between its SIMD paths
+    assert (np.signbit(out) == np.signbit(want))[nonzero].all()  # negatives give +0.0
+    np.testing.assert_array_equal(out, want)
+    back = pointwise_kernels.relu_backward(g, positive)
+    with np.errstate(invalid="ignore", over="ignore"):   # inf * 0 and inf - inf on purpose
+        masked, total = g * positive, x + g
+    np.testing.assert_array_equal(back, masked)
+    assert (np.signbit(back) == np.signbit(masked)).all()
+    np.testing.assert_array_equal(pointwise_kernels.add(x, g), total)
+
+
+def test_relu_and_residual_add_through_autograd_equal_the_reference(reference):
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((16, 8, 24, 24)).astype(np.float32)   # 73,728 elements
+    compiled, plain = _run(lambda t: t.relu() + t * 2, reference, x)
+    for a, r in zip(compiled, plain):
+        np.testing.assert_array_equal(a, r)
+
+
+@pytest.mark.parametrize("case", ["small", "strided", "mixed-layout", "integer"])
+def test_pointwise_kernels_leave_other_arrays_to_numpy(case):
+    from shendu.ops import pointwise_kernels
+    big = np.ones((4, 4, 80, 80), dtype=np.float32)
+    others = ()
+    if case == "small":
+        big = big[:1, :1]
+    elif case == "strided":
+        big = big[..., ::2]
+    elif case == "mixed-layout":
+        others = (_layout(big, "channel-major"),)
+    elif case == "integer":
+        big = big.astype(np.int64)
+    assert not pointwise_kernels.usable(big, *others)

@@ -166,7 +166,35 @@ def _define(numba):
                     partial[s, o + 3, c, k], partial[s, o + 3, c, k + 1] = d0, d1
                     partial[s, o + 3, c, k + 2] = d2
 
-    return {"correlate3x3": correlate3x3, "weight_grad3x3": weight_grad3x3}
+    @jit
+    def fill_tall(x, tall):
+        """x (N, C, H, W) (any strides) -> every float of tall (C', F) (see to_tall); one task
+        per (plane, image)."""
+        batch, channels, height, width = x.shape
+        planes = tall.shape[0]
+        row = width + 1
+        head = row + 1
+        tail = head + batch * (height + 1) * row
+        for task in prange(planes * batch):
+            c = task // batch
+            n = task % batch
+            plane = tall[c]
+            if n == 0:
+                plane[:head] = 0
+                plane[tail:] = 0
+            base = head + n * (height + 1) * row
+            if c >= channels:
+                plane[base:base + (height + 1) * row] = 0
+                continue
+            for h in range(height):
+                start = base + h * row
+                for w in range(width):
+                    plane[start + w] = x[n, c, h, w]
+                plane[start + width] = 0
+            plane[base + height * row:base + (height + 1) * row] = 0
+
+    return {"correlate3x3": correlate3x3, "weight_grad3x3": weight_grad3x3,
+            "fill_tall": fill_tall}
 
 
 def _segment_rows(width, floats):
@@ -187,13 +215,7 @@ def to_tall(x, channel_multiple=1):
     row = w + 1
     planes = -(-c // channel_multiple) * channel_multiple
     tall = np.empty((planes, (n * (h + 1) + 2) * row + 2), dtype=x.dtype)
-    tall[c:] = 0
-    tall[:c, :row + 1] = 0
-    grid = tall[:c, row + 1:row + 1 + n * (h + 1) * row].reshape(c, n, h + 1, row)
-    grid[:, :, :h, :w] = x.transpose(1, 0, 2, 3)
-    grid[:, :, :h, w] = 0
-    grid[:, :, h] = 0
-    tall[:c, row + 1 + n * (h + 1) * row:] = 0
+    _build()["fill_tall"](x, tall)  # a parallel copy: NumPy's strided one took 6% of a step
     return tall
 
 
