@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import statistics
+import time
 import warnings
 
 _state = {"threads": None, "limiter": None}
@@ -53,10 +55,77 @@ def get_num_threads() -> int:
     """The thread count set by ``set_num_threads``; before any call, the BLAS pool's size."""
     if _state["threads"] is not None:
         return _state["threads"]
-    tpc = _threadpoolctl()
-    if tpc is not None:
-        counts = [pool["num_threads"] for pool in tpc.threadpool_info()
-                  if pool.get("user_api") == "blas"]
-        if counts:
-            return max(counts)
-    return os.cpu_count() or 1
+    if "pool" not in _state:  # asking threadpoolctl takes milliseconds: once per process
+        tpc = _threadpoolctl()
+        counts = [] if tpc is None else [pool["num_threads"] for pool in tpc.threadpool_info()
+                                         if pool.get("user_api") == "blas"]
+        _state["pool"] = max(counts) if counts else (os.cpu_count() or 1)
+    return _state["pool"]
+
+
+def _blas_controller():
+    """threadpoolctl's controller of the BLAS pools (cheap per-call set_num_threads), or
+    None without threadpoolctl."""
+    if "blas" not in _state:
+        tpc = _threadpoolctl()
+        _state["blas"] = None if tpc is None else \
+            tpc.ThreadpoolController().select(user_api="blas")
+    return _state["blas"]
+
+
+def _set_blas_threads(controller, num):
+    for lib in controller.lib_controllers:
+        lib.set_num_threads(num)
+
+
+class ThreadChoice:
+    """Runs one repeated BLAS product on one thread or on all of them, whichever its own
+    recent timings say is faster.
+
+    Why: an LSTM step's (32, 256) @ (256, 1024) takes about 0.1 ms. On two quiet cores two
+    threads are faster, but while another process holds one core the second thread waits for
+    a time slice and every step stalls (benchmarks/all.py --busy: 1.76x PyTorch's LSTM step on
+    two threads against 1.45x on one). Every ``period`` calls, ``trials`` calls run on each
+    count, alternating, and the faster median is kept: the choice follows the machine's load.
+    The BLAS pool is set back to its size after each call, so no other code sees the choice.
+    """
+
+    def __init__(self, trials=3, period=128):
+        self.trials, self.period = trials, period
+        self._calls = 0
+        self._times = {}
+        self.best = None  # the thread count chosen by the last trial round
+
+    def run(self, fn):
+        """fn() (a product) on the chosen thread count."""
+        controller = _blas_controller()
+        full = get_num_threads()
+        if controller is None or full <= 1:
+            return fn()
+        phase = self._calls % self.period
+        self._calls += 1
+        if phase < 2 * self.trials or self.best is None:
+            count = 1 if phase % 2 == 0 else full
+            _set_blas_threads(controller, count)
+            start = time.perf_counter()
+            out = fn()
+            self._times.setdefault(count, []).append(time.perf_counter() - start)
+            if phase == 2 * self.trials - 1:
+                self.best = min(self._times, key=lambda k: statistics.median(self._times[k]))
+                self._times = {}
+        else:
+            _set_blas_threads(controller, self.best)
+            out = fn()
+        _set_blas_threads(controller, full)
+        return out
+
+
+_choices = {}
+
+
+def choice(key) -> ThreadChoice:
+    """The ThreadChoice kept for ``key`` (an op and its shapes) across calls."""
+    found = _choices.get(key)
+    if found is None:
+        found = _choices[key] = ThreadChoice()
+    return found
