@@ -213,6 +213,24 @@ def test_fused_sgd_equals_numpy_reference_bitwise(options, dtype, parallel, monk
             np.testing.assert_array_equal(a[k], r[k])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("options", [dict(), dict(weight_decay=0.1), dict(maximize=True),
+                                     dict(rho=0.5, eps=1e-3, lr=0.3),
+                                     dict(rho=0.0, weight_decay=0.2, maximize=True)])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_fused_adadelta_equals_numpy_reference_bitwise(options, dtype, parallel, monkeypatch):
+    from shendu.optim import fused
+    monkeypatch.setattr(fused, "_PARALLEL_MIN", 1 if parallel else 1 << 62)
+    make = lambda params: shendu.optim.Adadelta(params, **options)  # noqa: E731
+    (fast, fast_state), (ref, ref_state) = (_optimizer_run(make, dtype, c) for c in (True, False))
+    for a, r in zip(fast, ref):
+        np.testing.assert_array_equal(a, r)
+    for a, r in zip(fast_state, ref_state):
+        assert a.keys() == r.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], r[k])
+
+
 def test_fused_kernels_take_the_usual_arrays():
     """The bitwise tests above compare two runs of the NumPy path unless this holds."""
     from shendu.optim import fused

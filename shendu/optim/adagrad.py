@@ -7,6 +7,7 @@ operation for operation; ``foreach`` is accepted for torch scripts and changes n
 from __future__ import annotations
 
 from shendu import backend
+from shendu.optim import fused
 from shendu.optim.optimizer import NON_NEGATIVE, Optimizer, _finite_number
 from shendu.tensor import Tensor
 
@@ -125,8 +126,13 @@ class Adadelta(Optimizer):
             state["square_avg"] = Tensor._wrap(xp.zeros_like(param))
             state["acc_delta"] = Tensor._wrap(xp.zeros_like(param))
         state["step"] += 1
-        grad = _decayed(param, grad, group)
         square_avg, acc_delta = state["square_avg"]._data, state["acc_delta"]._data
+        if fused.usable(param, grad, square_avg, acc_delta):
+            fused.adadelta_(param, grad, square_avg, acc_delta, lr=float(group["lr"]), rho=rho,
+                            eps=eps, weight_decay=float(group["weight_decay"]),
+                            maximize=group["maximize"])
+            return
+        grad = _decayed(param, grad, group)
         square_avg *= rho
         square_avg += (1 - rho) * grad * grad
         std = xp.sqrt(square_avg + eps)
