@@ -302,3 +302,51 @@ def test_pointwise_kernels_leave_other_arrays_to_numpy(case):
     elif case == "integer":
         big = big.astype(np.int64)
     assert not pointwise_kernels.usable(big, *others)
+
+
+# --- max pooling kernels (shendu.ops.pool_kernels) ----------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kernel, stride, padding", [(2, 2, 0), (3, 3, 1), ((2, 3), (3, 3), 0),
+                                                     (2, (2, 3), 1), (1, 2, 0)])
+@pytest.mark.parametrize("layout", ["contiguous", "channel-major"])
+def test_max_pool_kernels_equal_the_numpy_reference(dtype, kernel, stride, padding, layout,
+                                                    reference):
+    from shendu.ops import pool_kernels
+    rng = np.random.default_rng(10)
+    x = rng.integers(-3, 3, size=(3, 4, 11, 10)).astype(dtype)   # many ties
+    flat = x.reshape(-1)
+    flat[rng.choice(flat.size, 12, replace=False)] = [np.nan, np.inf, -np.inf] * 4
+    x = _layout(x, layout)
+    pool = (kernel, stride, padding)
+    assert pool_kernels.usable(x, (_pair2(kernel), _pair2(stride), _pair2(padding), (1, 1),
+                                   (1, 1)))
+
+    def fn(t):
+        return F.max_pool2d(t, kernel, stride, padding)
+    compiled, plain = _run(fn, reference, x)
+    for a, r in zip(compiled, plain):
+        np.testing.assert_array_equal(a, r)
+
+
+def _pair2(v):
+    return (v, v) if isinstance(v, int) else v
+
+
+def test_max_pool_kernel_gradient_equals_torch_on_ties_and_nans():
+    torch = pytest.importorskip("torch")
+    x = np.array([[[[1.0, 1.0, 2.0, np.nan], [0.0, 1.0, 2.0, np.nan],
+                    [5.0, -np.inf, 3.0, 3.0], [5.0, 4.0, 3.0, 3.0]]]])
+    g = np.arange(1.0, 5.0).reshape(1, 1, 2, 2)
+    t = shendu.tensor(x, requires_grad=True)
+    F.max_pool2d(t, 2).backward(shendu.tensor(g))
+    ref = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.max_pool2d(ref, 2).backward(torch.tensor(g))
+    np.testing.assert_array_equal(t.grad.numpy(), ref.grad.numpy())
+
+
+def test_overlapping_windows_keep_the_numpy_reference():
+    from shendu.ops import pool_kernels
+    x = np.zeros((1, 1, 8, 8), dtype=np.float32)
+    assert not pool_kernels.usable(x, ((3, 3), (2, 2), (0, 0), (1, 1), (3, 3)))
+    assert not pool_kernels.usable(x, ((2, 2), (2, 2), (0, 0), (2, 2), (3, 3)))
