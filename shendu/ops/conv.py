@@ -91,6 +91,9 @@ def _im2col(x, kh, kw, geom, out_hw, ones=False):
     # splitting axes of the (N, G, K, P) slice is always a view: writes land in ``out``
     view = out[:, :, :k].reshape((n, g, c // g, kh, kw) + tuple(out_hw))
     x = x.reshape(n, g, c // g, h, w)
+    if conv_kernels.available(x):  # the same copies, split over the threads
+        conv_kernels.fill_cols(x, geom, view)
+        return out
     for i, r in enumerate(rows):
         for j, q in enumerate(cols):
             if r is not None and q is not None:
@@ -109,6 +112,10 @@ def _im2row(x, kh, kw, geom, out_hw):
     r0, r1 = max(0, top), min(height, top + h)
     cols = _taps(w, out_hw[1], kw, geom.stride[1], geom.dilation[1], geom.pad[1])
     full = r0 == 0 and r1 == height and _covers(cols, out_hw[1])
+    if conv_kernels.available(x):  # the same copies, split over the threads
+        out = xp.empty((c, kw, n, height, out_hw[1]), dtype=x.dtype)
+        conv_kernels.fill_rows(x, kw, geom, top, out)
+        return out
     out = (xp.empty if full else xp.zeros)((c, kw, n, height, out_hw[1]), dtype=x.dtype)
     for j, q in enumerate(cols):
         if q is not None and r1 > r0:

@@ -193,8 +193,51 @@ def _define(numba):
                 plane[start + width] = 0
             plane[base + height * row:base + (height + 1) * row] = 0
 
+    @jit
+    def fill_rows(x, kw, sw, dw, pw, top, out):
+        """x (N, C, H, W), any strides -> out (C, kw, N, Hr, Wo): the rows layout's shifted
+        copies, out[c, j, n, r, o] = x[n, c, r - top, o*sw + j*dw - pw], zero outside x."""
+        channels, taps, batch, rows, out_w = out.shape
+        height, width = x.shape[2], x.shape[3]
+        for task in prange(channels * taps * batch):
+            c = task // (taps * batch)
+            j = (task // batch) % taps
+            n = task % batch
+            target = out[c, j, n]
+            for r in range(rows):
+                h = r - top
+                if h < 0 or h >= height:
+                    target[r, :] = 0
+                    continue
+                for o in range(out_w):
+                    w = o * sw + j * dw - pw
+                    target[r, o] = x[n, c, h, w] if 0 <= w < width else 0
+
+    @jit
+    def fill_cols(x, sh, sw, dh, dw, ph, pw, view):
+        """x (N, G, C/G, H, W), any strides -> view (N, G, C/G, kh, kw, Ho, Wo): im2col's
+        patches, view[n, g, c, i, j, y, z] = x[n, g, c, y*sh + i*dh - ph, z*sw + j*dw - pw],
+        zero outside x."""
+        batch, groups, per_group, kh, kw, out_h, out_w = view.shape
+        height, width = x.shape[3], x.shape[4]
+        for task in prange(batch * groups * per_group):
+            n = task // (groups * per_group)
+            g = (task // per_group) % groups
+            c = task % per_group
+            for i in range(kh):
+                for j in range(kw):
+                    for y in range(out_h):
+                        h = y * sh + i * dh - ph
+                        if h < 0 or h >= height:
+                            view[n, g, c, i, j, y, :] = 0
+                            continue
+                        for z in range(out_w):
+                            w = z * sw + j * dw - pw
+                            view[n, g, c, i, j, y, z] = x[n, g, c, h, w] if 0 <= w < width \
+                                else 0
+
     return {"correlate3x3": correlate3x3, "weight_grad3x3": weight_grad3x3,
-            "fill_tall": fill_tall}
+            "fill_tall": fill_tall, "fill_rows": fill_rows, "fill_cols": fill_cols}
 
 
 def _segment_rows(width, floats):
@@ -250,3 +293,15 @@ def weight_grad3x3(tall, grad, hw):
     _build()["weight_grad3x3"](tall, grad_tall, height, width, rows, partial, partial_bias)
     return (partial[:, :o].sum(0).reshape(o, c, 3, 3).astype(tall.dtype),
             partial_bias[:, :o].sum(0).astype(tall.dtype))
+
+
+def fill_rows(x, kw, geom, top, out):
+    """The rows layout's shifted copies of x into out (C, kw, N, Hr, Wo) (conv._im2row)."""
+    _build()["fill_rows"](x, kw, geom.stride[1], geom.dilation[1], geom.pad[1], top, out)
+
+
+def fill_cols(x, geom, view):
+    """im2col's patches of x (N, G, C/G, H, W) into view (N, G, C/G, kh, kw, Ho, Wo)
+    (conv._im2col)."""
+    _build()["fill_cols"](x, geom.stride[0], geom.stride[1], geom.dilation[0],
+                          geom.dilation[1], geom.pad[0], geom.pad[1], view)
