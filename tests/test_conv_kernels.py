@@ -195,3 +195,24 @@ def test_patch_copy_kernels_equal_the_numpy_loops(geometry, ones, dtype):
     np.testing.assert_array_equal(cols, ref_cols)
     if rows is not None:
         np.testing.assert_array_equal(rows, ref_rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+def test_col2im_kernel_equals_the_numpy_loop(geometry, dtype):
+    """conv._col2im (the adjoint of im2col, the strided convolutions' input gradient) with
+    the add_cols kernel against the NumPy loop over taps, bit for bit."""
+    n, c, h, w, kh, kw, stride, pad, dilation, groups = geometry
+    geom = conv.Geom(stride, pad, dilation, groups)
+    out_hw = tuple((size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, s, p, d in
+                   zip((h, w), (kh, kw), stride, pad, dilation))
+    cols = np.random.default_rng(3).standard_normal((n, c, kh, kw) + out_hw).astype(dtype)
+    results = []
+    for compiled in (True, False):
+        backend.use_compiled_kernels(compiled)
+        try:
+            results.append(conv._col2im(cols, geom, (h, w)))
+        finally:
+            backend.use_compiled_kernels(True)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert (np.signbit(results[0]) == np.signbit(results[1])).all()

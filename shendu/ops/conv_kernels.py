@@ -236,8 +236,42 @@ def _define(numba):
                             view[n, g, c, i, j, y, z] = x[n, g, c, h, w] if 0 <= w < width \
                                 else 0
 
+    @jit
+    def add_cols(cols, sh, sw, dh, dw, ph, pw, first_i, first_j, out):
+        """cols (N, C, kh, kw, Ho, Wo), any strides -> out (N, C, H, W): col2im, every patch
+        entry added onto the pixel it was read from, taps in the reference's order (the tap
+        (first_i, first_j), which covers every pixel once, is copied first; -1: none)."""
+        batch, channels, kh, kw, out_h, out_w = cols.shape
+        height, width = out.shape[2], out.shape[3]
+        for plane in prange(batch * channels):
+            n = plane // channels
+            c = plane % channels
+            if first_i < 0:
+                out[n, c] = 0
+            for tap in range(-1, kh * kw):
+                if tap < 0:
+                    if first_i < 0:
+                        continue
+                    i, j = first_i, first_j
+                else:
+                    i, j = tap // kw, tap % kw
+                    if i == first_i and j == first_j:
+                        continue
+                for y in range(out_h):
+                    h = y * sh + i * dh - ph
+                    if h < 0 or h >= height:
+                        continue
+                    for z in range(out_w):
+                        w = z * sw + j * dw - pw
+                        if 0 <= w < width:
+                            if tap < 0:
+                                out[n, c, h, w] = cols[n, c, i, j, y, z]
+                            else:
+                                out[n, c, h, w] += cols[n, c, i, j, y, z]
+
     return {"correlate3x3": correlate3x3, "weight_grad3x3": weight_grad3x3,
-            "fill_tall": fill_tall, "fill_rows": fill_rows, "fill_cols": fill_cols}
+            "fill_tall": fill_tall, "fill_rows": fill_rows, "fill_cols": fill_cols,
+            "add_cols": add_cols}
 
 
 def _segment_rows(width, floats):
@@ -305,3 +339,11 @@ def fill_cols(x, geom, view):
     (conv._im2col)."""
     _build()["fill_cols"](x, geom.stride[0], geom.stride[1], geom.dilation[0],
                           geom.dilation[1], geom.pad[0], geom.pad[1], view)
+
+
+def add_cols(cols, geom, first, out):
+    """col2im of cols (N, C, kh, kw, Ho, Wo) into out (N, C, H, W) (conv._col2im); ``first``
+    the (i, j) tap that covers every pixel once, or None."""
+    first_i, first_j = first if first is not None else (-1, -1)
+    _build()["add_cols"](cols, geom.stride[0], geom.stride[1], geom.dilation[0],
+                         geom.dilation[1], geom.pad[0], geom.pad[1], first_i, first_j, out)
