@@ -21,7 +21,10 @@ fewer floats (both measured in benchmarks/ops.py):
 Beside it, compiled direct kernels (shendu/ops/conv_kernels.py, numba) for 3x3 'same'
 convolutions at stride 1: the third layout, "direct", reads one zero-padded copy of the input
 (its "tall planes") instead of GEMMs on patches. ``_choose`` alone picks the layout of every
-convolution, forward and both gradients, from the shape and the measurements it cites.
+convolution, forward and both gradients, from the shape and the measurements it cites. With
+numba the patch copies of the other two layouts and col2im's sums also run as parallel
+kernels (NumPy runs them on one thread); they make the same copies and sums in the same order,
+so the NumPy loops below stay their bitwise reference.
 """
 from __future__ import annotations
 
