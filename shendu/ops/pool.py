@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from shendu import backend
 from shendu.autograd import Function, is_grad_enabled
-from shendu.ops import pool_kernels
 from shendu.tensor import Tensor
 
 
@@ -125,16 +124,12 @@ class MaxPool2d(Function):
     maxima, so a forward pass without grad pays only for the maxima."""
 
     def forward(self, x, pool=None):
-        best = pool_kernels.max_pool(x, pool) if pool_kernels.usable(x, pool) \
-            else _window_max(x, pool)
+        best = _window_max(x, pool)
         self.saved_best, self.pool = best, pool
         return best
 
     def backward(self, grad):
         x = self.inputs[0]._data
-        if not is_grad_enabled() and pool_kernels.usable(x, self.pool):
-            # arg-max and routing in one pass; create_graph takes the Functions below
-            return Tensor._wrap(pool_kernels.max_pool_backward(x, grad._data, self.pool))
         idx = _argmax_offsets(x, self.saved_best, self.pool)
         return _MaxPoolScatter.apply(grad, idx=idx, pool=self.pool, in_shape=x.shape)
 
