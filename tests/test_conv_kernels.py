@@ -172,33 +172,6 @@ GEOMETRIES = [  # (N, C, H, W, kh, kw, stride, pad, dilation, groups)
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("geometry", GEOMETRIES)
-@pytest.mark.parametrize("ones", [False, True])
-def test_patch_copy_kernels_equal_the_numpy_loops(geometry, ones, dtype):
-    """im2col's and the rows layout's copies (fill_cols, fill_rows) against the NumPy loops
-    over kernel offsets, bit for bit, on a channel-major view as the conv layers pass it."""
-    n, c, h, w, kh, kw, stride, pad, dilation, groups = geometry
-    rng = np.random.default_rng(sum(geometry[:6]))
-    x = np.ascontiguousarray(rng.standard_normal((c, n, h, w)).astype(dtype)).transpose(
-        1, 0, 2, 3)
-    geom = conv.Geom(stride, pad, dilation, groups)
-    out_hw = tuple((size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, s, p, d in
-                   zip((h, w), (kh, kw), stride, pad, dilation))
-    results = []
-    for compiled in (True, False):
-        backend.use_compiled_kernels(compiled)
-        try:
-            results.append((conv._im2col(x, kh, kw, geom, out_hw, ones),
-                            conv._im2row(x, kh, kw, geom, out_hw) if stride[0] == 1 else None))
-        finally:
-            backend.use_compiled_kernels(True)
-    (cols, rows), (ref_cols, ref_rows) = results
-    np.testing.assert_array_equal(cols, ref_cols)
-    if rows is not None:
-        np.testing.assert_array_equal(rows, ref_rows)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("geometry", GEOMETRIES)
 def test_col2im_kernel_equals_the_numpy_loop(geometry, dtype):
     """conv._col2im (the adjoint of im2col, the strided convolutions' input gradient) with
     the add_cols kernel against the NumPy loop over taps, bit for bit."""

@@ -10,7 +10,6 @@ import math
 
 from shendu import backend
 from shendu.autograd import Function, is_grad_enabled
-from shendu.ops import pointwise_kernels
 from shendu.tensor import Tensor
 
 
@@ -24,17 +23,11 @@ class ReLU(Function):
     uses_inputs = False
 
     def forward(self, x):
-        if pointwise_kernels.usable(x):
-            out, self.saved_positive = pointwise_kernels.relu(x)
-            return out
         self.saved_positive = x > 0
         return backend.xp_of(x).maximum(x, 0) if x.dtype.kind == "f" else x * self.saved_positive
 
     def backward(self, grad):
         if not is_grad_enabled():  # one pass, no float copy of the mask
-            if pointwise_kernels.usable(grad._data, self.saved_positive):
-                return Tensor._wrap(pointwise_kernels.relu_backward(grad._data,
-                                                                    self.saved_positive))
             return Tensor._wrap(grad._data * self.saved_positive)
         return grad * _constant(self.saved_positive.astype(grad.dtype))
 

@@ -22,9 +22,9 @@ Beside it, compiled direct kernels (shendu/ops/conv_kernels.py, numba) for 3x3 '
 convolutions at stride 1: the third layout, "direct", reads one zero-padded copy of the input
 (its "tall planes") instead of GEMMs on patches. ``_choose`` alone picks the layout of every
 convolution, forward and both gradients, from the shape and the measurements it cites. With
-numba the patch copies of the other two layouts and col2im's sums also run as parallel
-kernels (NumPy runs them on one thread); they make the same copies and sums in the same order,
-so the NumPy loops below stay their bitwise reference.
+numba col2im's sums also run as a parallel kernel (2-7x NumPy's strided adds on the layers of
+benchmarks/all.py), the same sums in the same order, so the NumPy loop stays its bitwise
+reference. The patch copies stay NumPy's: numba copy kernels measured 1.5-4x slower.
 """
 from __future__ import annotations
 
@@ -94,9 +94,6 @@ def _im2col(x, kh, kw, geom, out_hw, ones=False):
     # splitting axes of the (N, G, K, P) slice is always a view: writes land in ``out``
     view = out[:, :, :k].reshape((n, g, c // g, kh, kw) + tuple(out_hw))
     x = x.reshape(n, g, c // g, h, w)
-    if conv_kernels.available(x):  # the same copies, split over the threads
-        conv_kernels.fill_cols(x, geom, view)
-        return out
     for i, r in enumerate(rows):
         for j, q in enumerate(cols):
             if r is not None and q is not None:
@@ -115,10 +112,6 @@ def _im2row(x, kh, kw, geom, out_hw):
     r0, r1 = max(0, top), min(height, top + h)
     cols = _taps(w, out_hw[1], kw, geom.stride[1], geom.dilation[1], geom.pad[1])
     full = r0 == 0 and r1 == height and _covers(cols, out_hw[1])
-    if conv_kernels.available(x):  # the same copies, split over the threads
-        out = xp.empty((c, kw, n, height, out_hw[1]), dtype=x.dtype)
-        conv_kernels.fill_rows(x, kw, geom, top, out)
-        return out
     out = (xp.empty if full else xp.zeros)((c, kw, n, height, out_hw[1]), dtype=x.dtype)
     for j, q in enumerate(cols):
         if q is not None and r1 > r0:

@@ -9,7 +9,6 @@ import builtins
 
 from shendu import backend
 from shendu.autograd import Function, unbroadcast
-from shendu.ops import pointwise_kernels
 from shendu.tensor import Tensor
 
 
@@ -105,9 +104,6 @@ class Add(Function):
 
     def forward(self, a, b):
         self.shapes = (a.shape, b.shape)
-        if getattr(b, "dtype", None) == a.dtype and pointwise_kernels.usable(a, b):
-            # a residual connection: both of one layout, split over the threads
-            return pointwise_kernels.add(a, b)
         return a + b
 
     def backward(self, grad):
