@@ -168,6 +168,18 @@ def _optimizer_run(make, dtype, compiled, steps=4):
     return [p.detach().numpy() for p in params], state
 
 
+def _assert_fused_equals_reference(make, dtype):
+    """Parameters and optimizer state after _optimizer_run, fused kernels against NumPy path,
+    bit for bit."""
+    (fast, fast_state), (ref, ref_state) = (_optimizer_run(make, dtype, c) for c in (True, False))
+    for a, r in zip(fast, ref):
+        np.testing.assert_array_equal(a, r)
+    for a, r in zip(fast_state, ref_state):
+        assert a.keys() == r.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], r[k])
+
+
 _ADAM_OPTIONS = [dict(amsgrad=a, maximize=m, weight_decay=w, decoupled_weight_decay=d)
                  for a in (False, True) for m in (False, True) for w in (0, 0.1)
                  for d in (False, True)]
@@ -185,13 +197,7 @@ def test_fused_adam_equals_numpy_reference_bitwise(options, dtype, parallel, mon
     monkeypatch.setattr(fused, "_PARALLEL_MIN", 1 if parallel else 1 << 62)
     options = dict(dict(lr=0.05), **options)
     make = lambda params: shendu.optim.Adam(params, **options)  # noqa: E731
-    (fast, fast_state), (ref, ref_state) = (_optimizer_run(make, dtype, c) for c in (True, False))
-    for a, r in zip(fast, ref):
-        np.testing.assert_array_equal(a, r)
-    for a, r in zip(fast_state, ref_state):
-        assert a.keys() == r.keys()
-        for k in a:
-            np.testing.assert_array_equal(a[k], r[k])
+    _assert_fused_equals_reference(make, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -204,13 +210,7 @@ def test_fused_sgd_equals_numpy_reference_bitwise(options, dtype, parallel, monk
     from shendu.optim import fused
     monkeypatch.setattr(fused, "_PARALLEL_MIN", 1 if parallel else 1 << 62)
     make = lambda params: shendu.optim.SGD(params, lr=0.05, **options)  # noqa: E731
-    (fast, fast_state), (ref, ref_state) = (_optimizer_run(make, dtype, c) for c in (True, False))
-    for a, r in zip(fast, ref):
-        np.testing.assert_array_equal(a, r)
-    for a, r in zip(fast_state, ref_state):
-        assert a.keys() == r.keys()
-        for k in a:
-            np.testing.assert_array_equal(a[k], r[k])
+    _assert_fused_equals_reference(make, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -222,13 +222,7 @@ def test_fused_adadelta_equals_numpy_reference_bitwise(options, dtype, parallel,
     from shendu.optim import fused
     monkeypatch.setattr(fused, "_PARALLEL_MIN", 1 if parallel else 1 << 62)
     make = lambda params: shendu.optim.Adadelta(params, **options)  # noqa: E731
-    (fast, fast_state), (ref, ref_state) = (_optimizer_run(make, dtype, c) for c in (True, False))
-    for a, r in zip(fast, ref):
-        np.testing.assert_array_equal(a, r)
-    for a, r in zip(fast_state, ref_state):
-        assert a.keys() == r.keys()
-        for k in a:
-            np.testing.assert_array_equal(a[k], r[k])
+    _assert_fused_equals_reference(make, dtype)
 
 
 def test_fused_kernels_take_the_usual_arrays():
