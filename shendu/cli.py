@@ -36,6 +36,7 @@ class TrainConfig:
     lr: float | None = None  # None: 0.05 for sgd, 1e-3 otherwise
     momentum: float = 0.9  # sgd and rmsprop
     weight_decay: float | None = None  # None: the optimizer's own default
+    label_smoothing: float = 0.0  # the training loss's, as torch's CrossEntropyLoss
     batch_size: int = 64
     epochs: int = 10
     patience: int = 3  # early stopping on --monitor
@@ -68,6 +69,8 @@ HELP = {
     "optimizer": "the optimizer", "lr": "learning rate (default: 0.05 for sgd, 1e-3 otherwise)",
     "momentum": "momentum of sgd and rmsprop",
     "weight_decay": "weight decay (default: the optimizer's own)",
+    "label_smoothing": "mix each training target with the uniform distribution by this much "
+                       "(torch's CrossEntropyLoss(label_smoothing=))",
     "batch_size": "training images per step", "epochs": "passes over the training set",
     "patience": "epochs without a better --monitor before stopping early",
     "monitor": "the validation metric that picks best.st and the weights kept at the end",
@@ -181,6 +184,8 @@ def check_train_config(config):
         value = getattr(config, name)
         if value is not None and value < 0:
             raise ValueError(f"{_flag(name)} must be >= 0, got {value}")
+    if not 0.0 <= config.label_smoothing < 1.0:
+        raise ValueError(f"--label-smoothing must be in [0, 1), got {config.label_smoothing}")
     if config.lr is not None and not config.lr > 0:
         raise ValueError(f"--lr must be > 0, got {config.lr}")
     problem = why_model_unfit(config.model)
@@ -499,7 +504,8 @@ def train(config: TrainConfig, log=print) -> dict:
         callbacks.append(TensorBoard(tensorboard))
     from shendu.cli_doctor import add_doctor, finish_doctor
     callbacks, doctor = add_doctor(config, callbacks, log)
-    trainer = Trainer(run.wrap(model), optimizer, nn.CrossEntropyLoss(), callbacks=callbacks,
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    trainer = Trainer(run.wrap(model), optimizer, loss_fn, callbacks=callbacks,
                       device=config.device, adversarial=attack, meta=checkpoint_meta(used))
     try:
         history = trainer.fit(train_loader, _loader(val_set, 1000), epochs=config.epochs,

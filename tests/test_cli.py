@@ -129,3 +129,15 @@ def test_augment_kinds_and_digits_are_not_flipped(capsys):
     assert [type(t).__name__ for t in steps] == ["RandomHorizontalFlip", "Normalize"]
     assert cli.main(["train", "--dataset", "mnist", "--augment", "flip"]) == 2
     assert "use shift for mnist" in capsys.readouterr().err
+
+
+def test_label_smoothing_reaches_the_training_loss(no_full_dataset, tmp_path, capsys):
+    """The same seeded run with and without --label-smoothing: torch's smoothed cross-entropy
+    is larger once predictions leave the uniform distribution, so the logged losses differ."""
+    losses = {}
+    for smoothing in ("0", "0.5"):
+        out = tmp_path / f"run{smoothing}"
+        assert cli.main(["train", "--out", str(out), "--label-smoothing", smoothing] + TINY) == 0
+        losses[smoothing] = float(next(csv.DictReader(open(out / "history.csv")))["loss"])
+    capsys.readouterr()
+    assert losses["0.5"] > losses["0"] + 1e-3, losses

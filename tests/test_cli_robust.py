@@ -57,6 +57,8 @@ def one_line_error(capsys):
     (["--patience", "-1"], "--patience must be >= 0, got -1"),
     (["--lr", "-0.1"], "--lr must be > 0"),
     (["--weight-decay", "-1"], "--weight-decay must be >= 0"),
+    (["--label-smoothing", "1"], "--label-smoothing must be in [0, 1), got 1.0"),
+    (["--label-smoothing", "nan"], "--label-smoothing must be in [0, 1), got nan"),
     (["--data-dir", "does-not-exist"], "--data-dir does-not-exist: no such folder"),
     (["--resume", "missing.st"], "--resume missing.st: no such file"),
     (["--model", "alexnet"], "alexnet cannot run on these images"),
