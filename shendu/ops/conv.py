@@ -10,8 +10,10 @@ other two. Every backward is built from these Functions, so gradients of gradien
 The NumPy reference is im2col on strided slices plus matrix products. Loops run only over
 the kh*kw kernel offsets, never over the batch or pixels. Two patch layouts, whichever moves
 fewer floats (both measured in benchmarks/ops.py):
-  full: cols (N, C, kh, kw, Ho, Wo) and a batched GEMM per image with K = C*kh*kw; for few
-        channels each image's patches stay in cache, which beats one huge GEMM.
+  full: cols (C, kh, kw, N, Ho, Wo), channel-major, so the batch joins the columns of one
+        GEMM per group with K = C*kh*kw (a GEMM per image, as first written, was 1.1-2.4x
+        slower on the layers of benchmarks/all.py: ResNet-20's 7x7 and VGG's 2x2-4x4 layers
+        made 64-128 small products that OpenBLAS ran on one core).
   rows: (stride 1 along H) only the kw shifts are copied, channel-major, x3 (C, kw, N, Hr, Wo)
         with Hr = Ho + (kh-1)*dh rows per image. Kernel row i is then the contiguous slice of
         the flattened (N*Hr*Wo) axis starting at i*dh*Wo, so kh single large GEMMs with
@@ -76,7 +78,7 @@ def _use_rows(c_in, c_out, kh, kw, geom, out_hw):
 
 
 def _im2col(x, kh, kw, geom, out_hw, ones=False):
-    """Patches of x (N, C, H, W): (N, G, C/G*kh*kw (+1), Ho*Wo), zero where a window meets
+    """Patches of x (N, C, H, W): (G, C/G*kh*kw (+1), N, Ho*Wo), zero where a window meets
     padding. With ``ones`` each group gets a last row of ones, so a bias column appended to
     the weights is added by the GEMM itself and the weight-gradient GEMM yields the bias
     gradient (each saves a full pass over the output)."""
@@ -87,17 +89,17 @@ def _im2col(x, kh, kw, geom, out_hw, ones=False):
     rows = _taps(h, out_hw[0], kh, geom.stride[0], geom.dilation[0], geom.pad[0])
     cols = _taps(w, out_hw[1], kw, geom.stride[1], geom.dilation[1], geom.pad[1])
     full = _covers(rows, out_hw[0]) and _covers(cols, out_hw[1])
-    out = (xp.empty if full else xp.zeros)((n, g, k + ones, out_hw[0] * out_hw[1]),
+    out = (xp.empty if full else xp.zeros)((g, k + ones, n, out_hw[0] * out_hw[1]),
                                            dtype=x.dtype)
     if ones:
-        out[:, :, k] = 1
-    # splitting axes of the (N, G, K, P) slice is always a view: writes land in ``out``
-    view = out[:, :, :k].reshape((n, g, c // g, kh, kw) + tuple(out_hw))
-    x = x.reshape(n, g, c // g, h, w)
+        out[:, k] = 1
+    # splitting axes of the (G, K, N, P) slice is always a view: writes land in ``out``
+    view = out[:, :k].reshape((g, c // g, kh, kw, n) + tuple(out_hw))
+    xt = x.transpose(1, 0, 2, 3).reshape(g, c // g, n, h, w)
     for i, r in enumerate(rows):
         for j, q in enumerate(cols):
             if r is not None and q is not None:
-                view[:, :, :, i, j, r[0], q[0]] = x[:, :, :, r[1], q[1]]
+                view[:, :, i, j, :, r[0], q[0]] = xt[:, :, :, r[1], q[1]]
     return out
 
 
@@ -156,8 +158,8 @@ def _correlate(x, w, geom, out_hw, bias=None):
         wm = w.reshape(g, o // g, cg * kh * kw)                          # (G, O/G, K)
         if bias is not None:
             wm = xp.concatenate([wm, bias.reshape(g, o // g, 1)], axis=2)
-        y = xp.matmul(wm, data)                                          # (N, G, O/G, P)
-        return y.reshape(n, o, ho, wo), (kind, data)
+        y = xp.matmul(wm, data.reshape(g, data.shape[1], -1))           # (G, O/G, N*P)
+        return y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3), (kind, data)
     flat, step, width = _row_span(data, geom, out_hw)
     height = data.shape[3]
     y = xp.empty((g, o // g, n * height * wo), dtype=x.dtype)           # (G, O/G, N*Hr*Wo)
@@ -202,8 +204,15 @@ def _transposed(g, w, geom, in_hw):
         if kind == "direct" or moved < 3 * c * kh * kw * ho:
             return _correlate(g, _flip_kernel(w, groups), flipped, in_hw)[0]
     wt = w.reshape(groups, o // groups, cg * kh * kw).swapaxes(1, 2)    # (G, K, O/G)
-    cols = xp.matmul(wt, g.reshape(n, groups, o // groups, ho * wo))   # (N, G, K, P)
-    return _col2im(cols.reshape(n, c, kh, kw, ho, wo), geom, in_hw)
+    cols = xp.matmul(wt, _channel_major(g, groups))                     # (G, K, N*P)
+    return _col2im(cols.reshape(c, kh, kw, n, ho, wo).transpose(3, 0, 1, 2, 4, 5), geom, in_hw)
+
+
+def _channel_major(g, groups):
+    """g (N, O, Ho, Wo) as (G, O/G, N*Ho*Wo): a view when g is (O, N, Ho, Wo) memory, as the
+    "rows" and "full" outputs are, else one copy."""
+    o = g.shape[1]
+    return g.transpose(1, 0, 2, 3).reshape(groups, o // groups, -1)
 
 
 def _col2im(cols, geom, in_hw):
@@ -250,20 +259,11 @@ def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
         gw, gb = conv_kernels.weight_grad3x3(data, g, (ho, wo))
         return xp.concatenate([gw.reshape(o, k), gb[:, None]], axis=1) if with_bias else gw
     if kind == "full":
-        pixels = ho * wo
-        grad = g.reshape(n, groups, o // groups, pixels)
-        if o // groups > pixels:
-            # deep layers (few pixels, many channels): per-image (K, O) products would outweigh
-            # the patches (VGG's 4x4 layers wrote 150 MB to sum them), so the batch joins one
-            # GEMM over (K, N*P) @ (N*P, O) after copying both operands into that layout
-            cols = data.transpose(1, 2, 0, 3).reshape(groups, data.shape[2], n * pixels)
-            grad = grad.transpose(1, 0, 3, 2).reshape(groups, n * pixels, o // groups)
-            gw = xp.matmul(cols, grad).swapaxes(1, 2)                   # (G, O/G, K (+1))
-        else:
-            # (K, P) @ (P, O) rather than its transpose: OpenBLAS threads the small-output,
-            # long-reduction product far better this way round
-            gw = xp.matmul(data, grad.swapaxes(2, 3))
-            gw = gw.sum(0).swapaxes(1, 2)                               # (G, O/G, K (+1))
+        # (K, N*P) @ (N*P, O) rather than its transpose: OpenBLAS threads the small-output,
+        # long-reduction product far better this way round
+        flat = data.reshape(groups, data.shape[1], -1)                  # (G, K (+1), N*P)
+        gw = xp.matmul(flat, _channel_major(g, groups).swapaxes(1, 2))  # (G, K (+1), O/G)
+        gw = gw.swapaxes(1, 2)                                          # (G, O/G, K (+1))
         if with_bias and gw.shape[2] == k + 1:
             return gw.reshape(o, k + 1)
         gw = gw[..., :k].reshape(o, cg, kh, kw)

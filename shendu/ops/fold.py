@@ -23,8 +23,8 @@ class Unfold(Function):
     def forward(self, x, kernel=(1, 1), geom=None, out_hw=(1, 1)):
         self.kernel, self.geom, self.in_hw = kernel, geom, x.shape[2:]
         n, c = x.shape[:2]
-        cols = _im2col(x, kernel[0], kernel[1], geom, out_hw)          # (N, 1, C*kh*kw, L)
-        return cols.reshape(n, c * kernel[0] * kernel[1], -1)
+        cols = _im2col(x, kernel[0], kernel[1], geom, out_hw)          # (1, C*kh*kw, N, L)
+        return cols[0].transpose(1, 0, 2)                               # (N, C*kh*kw, L)
 
     def backward(self, grad):
         return Fold.apply(grad, kernel=self.kernel, geom=self.geom, in_hw=self.in_hw)
