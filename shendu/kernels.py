@@ -16,6 +16,8 @@ Statistics are accumulated in float64 whatever the input dtype.
 """
 from __future__ import annotations
 
+import os
+
 from shendu import backend
 
 np = backend.namespace("cpu")  # numba compiles NumPy calls; these kernels only see host arrays
@@ -35,10 +37,20 @@ def load_numba():
         import numba
     except ImportError:
         return None
-    # numba's OpenMP layer spins its idle threads after each kernel and so starves
-    # OpenBLAS's (a ResNet step ran 1.5x slower); the work-queue layer sleeps
-    if numba.config.THREADING_LAYER == "default":
-        numba.config.THREADING_LAYER = "workqueue"
+    # The threading layer. The work-queue layer's workers sleep after every kernel, and waking
+    # one costs this 2-core VM 0.1-0.4 ms, so a kernel under a few ms hardly gained from the
+    # second thread. GNU OpenMP's workers spin before they sleep: with its default spin
+    # (300k iterations) they starved OpenBLAS's workers (a ResNet-20 step ran 1.5x slower);
+    # bounded to 10k iterations (tens of microseconds) the next kernel finds them awake and
+    # OpenBLAS loses nothing. ResNet-20's step (b64, 2 threads, two alternating rounds):
+    # work-queue 551/479 ms, OpenMP 470/525, OpenMP with 10k spins 423/427. Work-queue remains
+    # the fallback where libgomp is missing; a user's NUMBA_THREADING_LAYER(_PRIORITY) or
+    # GOMP_SPINCOUNT wins. libgomp reads GOMP_SPINCOUNT when numba first loads it, later than
+    # this; torch's own copy of libgomp has read its environment at torch's import.
+    if numba.config.THREADING_LAYER == "default" and \
+            "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
+        numba.config.THREADING_LAYER_PRIORITY = ["omp", "workqueue", "tbb"]
+        os.environ.setdefault("GOMP_SPINCOUNT", "10000")
     return numba
 
 

@@ -248,3 +248,27 @@ def test_distributed_sampler_on_the_torch_path_matches_torch(shuffle, drop_last)
             assert list(ours) == list(theirs)
     assert len(union) == (9 if drop_last else 12)
     assert set(union) <= set(range(10)) and (drop_last or set(union) == set(range(10)))
+
+
+class CompiledKernelsFlag(sud.Dataset):
+    """Sample i is whether the process that fetched it may run numba kernels."""
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, i):
+        return shendu.tensor([float(shendu.backend.compiled_kernels_enabled())])
+
+
+@pytest.mark.skipif(not shendu.backend.compiled_kernels_available(), reason="needs numba")
+def test_forked_workers_do_not_run_compiled_kernels():
+    """numba's OpenMP layer (GNU libgomp) is not fork-safe, so a worker forked from a process
+    that has run a parallel kernel must use the NumPy reference (shendu.data.workers)."""
+    from shendu.ops import conv_kernels
+    x = np.ones((1, 4, 4, 4), dtype=np.float32)
+    conv_kernels.correlate3x3(conv_kernels.to_tall(x), np.ones((4, 4, 3, 3), np.float32), None,
+                              1, (4, 4))  # the parent's threading layer is now running
+    flags = [b.numpy() for b in sud.DataLoader(CompiledKernelsFlag(), batch_size=2,
+                                               num_workers=2)]
+    assert np.concatenate(flags).ravel().tolist() == [0.0] * 4
+    assert shendu.backend.compiled_kernels_enabled()

@@ -237,3 +237,19 @@ def test_fused_kernels_take_the_usual_arrays():
         assert not fused.usable(a, a.copy())
     finally:
         backend.use_compiled_kernels(True)
+
+
+def test_the_threading_layer_is_openmp_with_bounded_spinning(monkeypatch):
+    """kernels.load_numba prefers GNU OpenMP with a short spin (see its comment for the
+    measurements), falls back to the work-queue layer, and leaves a user's choice alone."""
+    import os
+
+    numba = kernels.load_numba()
+    if "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ and \
+            numba.config.THREADING_LAYER == "default":
+        assert numba.config.THREADING_LAYER_PRIORITY[:2] == ["omp", "workqueue"]
+        assert os.environ.get("GOMP_SPINCOUNT")
+    monkeypatch.setattr(numba.config, "THREADING_LAYER_PRIORITY", ["workqueue", "omp", "tbb"])
+    monkeypatch.setenv("NUMBA_THREADING_LAYER_PRIORITY", "workqueue omp tbb")
+    kernels.load_numba()
+    assert numba.config.THREADING_LAYER_PRIORITY[0] == "workqueue"

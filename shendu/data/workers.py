@@ -41,6 +41,9 @@ def _worker_loop(loader_state, index_queue, result_queue, info_args):
 
     worker_id, num_workers, seed = info_args
     dataset, fetch, init_fn = loader_state
+    # a forked child must not start GNU OpenMP (numba's threading layer, see shendu.kernels)
+    # when the parent has: libgomp is not fork-safe. Workers run the NumPy reference instead.
+    shendu.backend.use_compiled_kernels(False)
     _worker_info = WorkerInfo(worker_id, num_workers, seed, dataset)
     shendu.manual_seed(seed)
     random.seed(seed)
