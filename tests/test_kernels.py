@@ -253,3 +253,39 @@ def test_the_threading_layer_is_openmp_with_bounded_spinning(monkeypatch):
     monkeypatch.setenv("NUMBA_THREADING_LAYER_PRIORITY", "workqueue omp tbb")
     kernels.load_numba()
     assert numba.config.THREADING_LAYER_PRIORITY[0] == "workqueue"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(3, 70000), (2, 64, 512)])
+def test_gelu_kernels_equal_the_numpy_passes(monkeypatch, shape, dtype):
+    """F.gelu through the fused kernels (shendu.kernels.gelu_*) against the same op with the
+    kernels' size limit out of reach (NumPy passes around the same compiled erf): the forward
+    and saved Phi(x) bit for bit; the backward too in float64, and within a few float32 ulps
+    (NumPy's own float32 exp). Both against torch's exact GELU as well."""
+    import torch
+
+    from shendu.ops import activation
+    rng = np.random.default_rng(7)
+    x0 = (rng.standard_normal(shape) * 3).astype(dtype)
+    x0.flat[:4] = [0.0, -0.0, 40.0, -40.0]
+    g0 = rng.standard_normal(shape).astype(dtype)
+    results = []
+    for limit in (activation._GELU_KERNEL_MIN, 1 << 62):
+        monkeypatch.setattr(activation, "_GELU_KERNEL_MIN", limit)
+        x = shendu.from_numpy(x0.copy()).requires_grad_()
+        y = F.gelu(x)
+        y.backward(shendu.from_numpy(g0))
+        results.append((y.detach().numpy(), x.grad.numpy()))
+    (y_kernel, g_kernel), (y_ref, g_ref) = results
+    np.testing.assert_array_equal(y_kernel, y_ref)
+    if dtype == np.float64:
+        np.testing.assert_array_equal(g_kernel, g_ref)
+    else:
+        np.testing.assert_allclose(g_kernel, g_ref, rtol=0, atol=4 * np.finfo(dtype).eps *
+                                   np.abs(g_ref).max())
+    tx = torch.from_numpy(x0.astype(np.float64)).requires_grad_()
+    ty = torch.nn.functional.gelu(tx)
+    ty.backward(torch.from_numpy(g0.astype(np.float64)))
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y_kernel, ty.detach().numpy(), rtol=tol, atol=tol)
+    np.testing.assert_allclose(g_kernel, tx.grad.numpy(), rtol=tol, atol=tol)
