@@ -5,11 +5,8 @@ The public surface follows PyTorch: ``shendu.tensor``, ``shendu.zeros``, ``shend
 ``shendu.save``/``shendu.load``, and the sub-packages ``autograd``, ``nn`` and ``optim``
 (``shendu.data``, ``shendu.train`` and ``shendu.models`` are imported on demand).
 """
-from shendu import allocator
-
-allocator.tune()  # keep freed array memory for the next step (see shendu/allocator.py)
-
-from shendu import autograd  # noqa: E402
+from shendu import allocator  # first: tunes the C heap on import (see shendu/allocator.py)
+from shendu import autograd
 from shendu.autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
                              set_grad_enabled)
 from shendu.backend import (Generator, bool_, cuda_available, float16, float32, float64,

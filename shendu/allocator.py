@@ -9,7 +9,7 @@ costs about a microsecond: a ResNet-20 step (batch 64, 32x32) took 442-525 ms wi
 defaults and 332-355 ms with the settings below (three alternating runs each), and PyTorch's
 steps in the same process speed up alike (benchmarks/all.py).
 
-``tune()`` runs once when shendu is imported, on glibc only (musl and macOS keep theirs),
+``tune()`` runs when shendu is imported (this module's last line), on glibc only (musl and macOS keep theirs),
 and never when the user has set any of glibc's MALLOC_*_ variables. Blocks up to 32 MB (the
 most glibc allows) come from the heap, and up to 1 GB of free memory may stay at its top:
 what a step frees, the next step reuses. A process's resident size then stays at its peak
@@ -53,3 +53,6 @@ def tune() -> bool:
 def tuned() -> bool:
     """Whether ``tune()`` has set the heap policy in this process."""
     return _state["tuned"]
+
+
+tune()  # on import: shendu/__init__.py imports this module before any other
