@@ -287,14 +287,18 @@ def gelu_available(*arrays) -> bool:
     shape."""
     return (available(*arrays) and all(a.flags.c_contiguous for a in arrays)
             and len({a.shape for a in arrays}) == 1
-            and compile_once(_kernels, "gelu", _define_gelu) is not None)
+            and _gelu_kernels() is not None)
+
+
+def _gelu_kernels():
+    return compile_once(_kernels, "gelu", _define_gelu)
 
 
 def gelu_forward(x):
     """x (any shape, C-contiguous) -> (x Phi(x), Phi(x)), exact erf form."""
     out, cdf = np.empty_like(x), np.empty_like(x)
     t = x.dtype.type
-    compile_once(_kernels, "gelu", _define_gelu)["gelu_forward"](
+    _gelu_kernels()["gelu_forward"](
         x.reshape(-1), out.reshape(-1), cdf.reshape(-1), t(1 / math.sqrt(2)), t(1), t(0.5))
     return out, cdf
 
@@ -303,7 +307,7 @@ def gelu_backward(x, cdf, grad):
     """dL/dx = grad (Phi(x) + x phi(x)) for x, its saved Phi(x) and grad, all one shape."""
     out = np.empty_like(x)
     t = x.dtype.type
-    compile_once(_kernels, "gelu", _define_gelu)["gelu_backward"](
+    _gelu_kernels()["gelu_backward"](
         x.reshape(-1), cdf.reshape(-1), grad.reshape(-1), out.reshape(-1), t(-0.5),
         t(1 / math.sqrt(2 * math.pi)))
     return out
