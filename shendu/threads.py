@@ -19,6 +19,8 @@ import statistics
 import time
 import warnings
 
+from shendu import backend
+
 _state = {"threads": None, "limiter": None}
 
 
@@ -127,5 +129,30 @@ def choice(key) -> ThreadChoice:
     """The ThreadChoice kept for ``key`` (an op and its shapes) across calls."""
     found = _choices.get(key)
     if found is None:
+        if len(_choices) >= 4096:  # shapes that change every call (e.g. sequence lengths)
+            _choices.clear()
         found = _choices[key] = ThreadChoice()
     return found
+
+
+# products below this many multiply-adds run as they are: OpenBLAS keeps them on one thread
+# anyway, and a choice's bookkeeping (about 5 us) would be a visible share of them
+_CHOICE_MIN_MACS = 1 << 18
+
+
+def matmul(a, b, out=None):
+    """a @ b (xp.matmul's broadcasting) on the BLAS thread count that ``choice`` measures to
+    be faster for this product now: every large host product of the library (linear layers,
+    matmul, the convolution GEMMs, the recurrent steps) goes through here.
+
+    Why: on two quiet cores two threads are faster, but while another process holds one core
+    OpenBLAS's second thread waits for a time slice in every product. benchmarks/all.py
+    --busy, the MNIST CNN: its fc1 product (64, 9216) @ (9216, 128) took 1.7 ms quiet and 33
+    ms busy on two threads, its conv2 weight gradient 15 and 61 ms.
+    """
+    xp = backend.xp_of(a)
+    if xp is not backend.namespace("cpu") or a.ndim < 2 or b.ndim < 2 or \
+            a.size * b.shape[-1] < _CHOICE_MIN_MACS:
+        return xp.matmul(a, b, out=out)
+    key = (a.shape, b.shape, a.strides, b.strides, a.dtype, out is None)
+    return choice(key).run(lambda: xp.matmul(a, b, out=out))

@@ -72,3 +72,41 @@ def test_recurrent_layers_with_thread_choice_equal_torch(two_threads):
     ref, _ = theirs(torch.from_numpy(x))
     np.testing.assert_allclose(y.detach().numpy(), ref.detach().numpy(), rtol=1e-12,
                                atol=1e-12)
+
+
+def test_matmul_chooses_threads_for_large_products_only(two_threads, monkeypatch):
+    monkeypatch.setattr(threads, "_choices", {})
+    rng = np.random.default_rng(1)
+    big_a, big_b = rng.standard_normal((64, 512)), rng.standard_normal((512, 64))
+    small_a, small_b = rng.standard_normal((4, 8)), rng.standard_normal((8, 3))
+    for _ in range(8):
+        np.testing.assert_array_equal(threads.matmul(big_a, big_b), big_a @ big_b)
+        np.testing.assert_array_equal(threads.matmul(small_a, small_b), small_a @ small_b)
+    out = np.empty((64, 64))
+    assert threads.matmul(big_a, big_b, out=out) is out
+    keys = list(threads._choices)
+    assert [k[:2] for k in keys] == [((64, 512), (512, 64))] * 2  # with and without out=
+    assert threads._choices[keys[0]].best in (1, 2)
+    assert _blas_threads(two_threads) == 2
+
+
+def test_layers_on_chosen_threads_equal_torch(two_threads):
+    """Linear, matmul and a convolution whose GEMMs go through threads.matmul, forward and
+    backward, against torch in float64 (the choice changes thread counts, never results)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((8, 40, 9, 9))
+    w = rng.standard_normal((48, 40, 3, 3))
+    lw = rng.standard_normal((30, 48 * 49))
+    ours = [shendu.tensor(a, requires_grad=True) for a in (x, w, lw)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, lw)]
+    for _ in range(8):  # through a trial round and past it
+        results = []
+        for lib, fn, (a, b, c) in ((shendu, shendu.nn.functional, ours),
+                                   (torch, torch.nn.functional, theirs)):
+            y = fn.linear(fn.conv2d(a, b, stride=1).reshape(8, -1), c)
+            z = (y @ y.T).sum()
+            grads = lib.autograd.grad(z, [a, b, c])
+            results.append([z.detach().numpy()] + [g.detach().numpy() for g in grads])
+        for mine, ref in zip(*results):
+            np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-8)

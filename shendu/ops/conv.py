@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 
-from shendu import backend
+from shendu import backend, threads
 from shendu.autograd import Function
 from shendu.ops import conv_kernels
 from shendu.ops.pool import _batched, _pair, _taps, adaptive_avg_pool2d, avg_pool2d, max_pool2d  # noqa: F401
@@ -158,7 +158,7 @@ def _correlate(x, w, geom, out_hw, bias=None):
         wm = w.reshape(g, o // g, cg * kh * kw)                          # (G, O/G, K)
         if bias is not None:
             wm = xp.concatenate([wm, bias.reshape(g, o // g, 1)], axis=2)
-        y = xp.matmul(wm, data.reshape(g, data.shape[1], -1))           # (G, O/G, N*P)
+        y = threads.matmul(wm, data.reshape(g, data.shape[1], -1))      # (G, O/G, N*P)
         return y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3), (kind, data)
     flat, step, width = _row_span(data, geom, out_hw)
     height = data.shape[3]
@@ -168,9 +168,9 @@ def _correlate(x, w, geom, out_hw, bias=None):
         wi = w[:, :, i, :].reshape(g, o // g, cg * kw)                  # (G, O/G, C/G*kw)
         rows = flat[..., i * step:i * step + width]
         if i == 0:
-            xp.matmul(wi, rows, out=y[..., :width])
+            threads.matmul(wi, rows, out=y[..., :width])
         else:
-            tmp = xp.matmul(wi, rows, out=tmp)
+            tmp = threads.matmul(wi, rows, out=tmp)
             y[..., :width] += tmp
     y = y.reshape(o, n, height, wo)[:, :, :ho]                          # (O, N, Ho, Wo)
     if bias is not None:
@@ -187,7 +187,6 @@ def _flip_kernel(w, groups):
 
 def _transposed(g, w, geom, in_hw):
     """Adjoint of _correlate w.r.t. x: g (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W)."""
-    xp = backend.xp_of(g)
     n, o, ho, wo = g.shape
     _, cg, kh, kw = w.shape
     groups = geom.groups
@@ -204,7 +203,7 @@ def _transposed(g, w, geom, in_hw):
         if kind == "direct" or moved < 3 * c * kh * kw * ho:
             return _correlate(g, _flip_kernel(w, groups), flipped, in_hw)[0]
     wt = w.reshape(groups, o // groups, cg * kh * kw).swapaxes(1, 2)    # (G, K, O/G)
-    cols = xp.matmul(wt, _channel_major(g, groups))                     # (G, K, N*P)
+    cols = threads.matmul(wt, _channel_major(g, groups))                # (G, K, N*P)
     return _col2im(cols.reshape(c, kh, kw, n, ho, wo).transpose(3, 0, 1, 2, 4, 5), geom, in_hw)
 
 
@@ -262,7 +261,8 @@ def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
         # (K, N*P) @ (N*P, O) rather than its transpose: OpenBLAS threads the small-output,
         # long-reduction product far better this way round
         flat = data.reshape(groups, data.shape[1], -1)                  # (G, K (+1), N*P)
-        gw = xp.matmul(flat, _channel_major(g, groups).swapaxes(1, 2))  # (G, K (+1), O/G)
+        gw = threads.matmul(flat, _channel_major(g, groups).swapaxes(1, 2))
+        # gw: (G, K (+1), O/G)
         gw = gw.swapaxes(1, 2)                                          # (G, O/G, K (+1))
         if with_bias and gw.shape[2] == k + 1:
             return gw.reshape(o, k + 1)
@@ -289,7 +289,7 @@ def _row_weight_grad(data, g, cg, kernel, geom):
     grid[:, :, ho:] = 0
     grid = grid.reshape(groups, o // groups, -1)[..., :width]           # (G, O/G, L)
     grid = grid.swapaxes(1, 2)                                        # (G, L, O/G)
-    parts = [xp.matmul(flat[..., i * step:i * step + width], grid).swapaxes(1, 2)
+    parts = [threads.matmul(flat[..., i * step:i * step + width], grid).swapaxes(1, 2)
              for i in range(kh)]                                       # kh x (G, O/G, C/G*kw)
     return xp.stack([p.reshape(o, cg, kw) for p in parts], axis=2)
 

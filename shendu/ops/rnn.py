@@ -25,16 +25,6 @@ from shendu.ops.shape import stack
 from shendu.tensor import Tensor
 
 
-def _product(kind, a, b, out=None):
-    """a @ b, one step's product, on the BLAS thread count that threads.choice measures to
-    be faster for this product now (one thread while another process holds a core)."""
-    xp = backend.xp_of(a)
-    if xp is not backend.namespace("cpu"):
-        return xp.matmul(a, b, out=out)
-    return threads.choice((kind, a.shape, b.shape, a.dtype)).run(
-        lambda: xp.matmul(a, b, out=out))
-
-
 def _steps(length, reverse):
     return range(length - 1, -1, -1) if reverse else range(length)
 
@@ -84,7 +74,7 @@ class RNNLayer(_Recurrence):
         out = xp.empty_like(xw)
         w_t, h = xp.ascontiguousarray(w_hh.T), h0  # BLAS is fastest on C-ordered operands
         for t in _steps(xw.shape[0], reverse):
-            pre = _product("rnn", h, w_t)
+            pre = threads.matmul(h, w_t)
             pre += xw[t]
             if nonlinearity == "tanh":
                 xp.tanh(pre, out=out[t])
@@ -104,7 +94,7 @@ class RNNLayer(_Recurrence):
         for t in _steps(out.shape[0], not self.reverse):  # back through time
             d = g[t] if dh is None else g[t] + dh
             xp.multiply(d, deriv[t], out=dpre[t])
-            dh = _product("rnn-back", dpre[t], w)
+            dh = threads.matmul(dpre[t], w)
         dw = _weight_grad(dpre, _previous(out, self.saved_h0, self.reverse)) \
             if self.needs_input_grad[2] else None
         return Tensor._wrap(dpre), Tensor._wrap(dh), _wrap(dw)
@@ -129,7 +119,7 @@ class GRULayer(_Recurrence):
         out = xp.empty_like(new)
         h = h0
         for t in _steps(length, reverse):
-            _product("gru", h, w_t, out=gh[t])
+            threads.matmul(h, w_t, out=gh[t])
             if b is not None:
                 gh[t] += b
             a = rz[t]
@@ -173,7 +163,7 @@ class GRULayer(_Recurrence):
             dgh[t, :, :2 * hidden] = dx[t, :, :2 * hidden]
             xp.multiply(dn, r[t], out=dgh[t, :, 2 * hidden:])
             dh = d * z[t]
-            dh += _product("gru-back", dgh[t], w)
+            dh += threads.matmul(dgh[t], w)
         need = self.needs_input_grad
         dw = _weight_grad(dgh, prev) if need[2] else None
         db = dgh.sum(axis=(0, 1)) if need[3] else None
@@ -200,7 +190,7 @@ class LSTMLayer(_Recurrence):
         h, c = h0, c0
         for t in _steps(length, reverse):
             a = gates[t]
-            a += _product("lstm", h, w_t)
+            a += threads.matmul(h, w_t)
             xp.tanh(a, out=a)
             a *= scale
             a += shift
@@ -244,7 +234,7 @@ class LSTMLayer(_Recurrence):
             xp.multiply(dc[:, None, :], f4[t, :, :3], out=d4[t, :, :3])
             xp.multiply(d, f4[t, :, 3], out=d4[t, :, 3])
             dc = dc * gates[t, :, hidden:2 * hidden]
-            dh = _product("lstm-back", dgates[t], w)
+            dh = threads.matmul(dgates[t], w)
         dw = None
         if self.needs_input_grad[3]:
             out = self.saved_out[:length]
