@@ -48,13 +48,15 @@ def _covers(taps, out):
 
 
 # "direct" is used for a 3x3 stride-1 padding-1 convolution while in_channels * out_channels
-# is at most this. benchmarks/conv_kernels.py with the four-channel kernels (forward + both
-# gradients, batch 64, 2 threads, kernel time / NumPy time, quiet machine): 0.60 for 3->16
-# and 0.49 for 16->16 at 32x32, 0.92 for 32->32 at 16x16 and 0.80 at 28x28, but 0.98 for
-# 32->64 at 16x16, 1.17 for 64->64 at 8x8 and 1.21 at 14x14, 1.2-1.9 for VGG's 64-256
-# channels. The kernels run at about the same GMAC/s whatever the channels, while OpenBLAS's
-# GEMMs speed up with K = 3C.
-_DIRECT_MAX_CHANNELS = 32 * 32
+# is at most this. benchmarks/conv_kernels.py (forward + both gradients, batch 64, 2 threads,
+# kernel time / NumPy time, two runs of 2026-12-02, after the channel-major im2col and
+# threads.matmul): 0.62-0.73 for 3->16 and 0.94-0.95 for 16->16 at 32x32, but 1.15-1.23 for
+# 3->32 at 32x32, 1.35-1.40 for 32->32 at 16x16, 1.5-1.9 for 64->64 at 8x8 and 1.5-3.8 for
+# VGG's 64-256 channels. In the network (ResNet-20 step, in-process A/B, two rounds): limit
+# 32*32 398/386 ms, 16*16 363/339 ms, 0 (no direct layer) 413 ms. VGG's 3->32 layer, the one
+# the limit leaves in, measured within noise either way (258/259 ms). The kernels run at
+# about the same GMAC/s whatever the channels, while OpenBLAS's GEMMs speed up with K = 3C.
+_DIRECT_MAX_CHANNELS = 16 * 16
 _SAME_3X3 = Geom((1, 1), (1, 1), (1, 1), 1)
 
 
