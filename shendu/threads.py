@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import statistics
 import time
 import warnings
 
@@ -51,6 +50,7 @@ def set_num_threads(num: int) -> None:
         numba = kernels.load_numba()
         numba.set_num_threads(min(num, numba.config.NUMBA_NUM_THREADS))
     _state["threads"] = num
+    _choices.clear()  # chosen against the old pool size
 
 
 def get_num_threads() -> int:
@@ -81,56 +81,61 @@ def _set_blas_threads(controller, num):
 
 
 class ThreadChoice:
-    """Runs one repeated BLAS product on one thread or on all of them, whichever its own
-    recent timings say is faster.
+    """Runs one repeated BLAS product on one thread or on all of them, whichever its first
+    call measures to be faster, and keeps that count for the rest of the process.
 
-    Why: an LSTM step's (32, 256) @ (256, 1024) takes about 0.1 ms. On two quiet cores two
-    threads are faster, but while another process holds one core the second thread waits for
-    a time slice and every step stalls (benchmarks/all.py --busy: 1.76x PyTorch's LSTM step on
-    two threads against 1.45x on one). Every ``period`` calls, ``trials`` calls run on each
-    count, alternating, and the faster median is kept: the choice follows the machine's load.
-    The BLAS pool is set back to its size after each call, so no other code sees the choice.
+    Why a choice: on two quiet cores two threads are faster, but while another process holds
+    one core OpenBLAS's second thread waits for a time slice in every product
+    (benchmarks/all.py --busy, the MNIST CNN: fc1 (64, 9216) @ (9216, 128) took 1.7 ms quiet
+    and 33 ms busy on two threads, 3.6 ms on one; an LSTM step's (32, 256) @ (256, 1024)
+    1.76x PyTorch's step on two threads against 1.45x on one).
+
+    Why once: OpenBLAS's one- and two-thread results differ in the last bits for almost every
+    shape (0.3.31: 10 of 12 shapes tried), so a choice that followed the load during a run
+    made training irreproducible (tests/test_cli_robust.py's resume test). The first call
+    times ``trials`` products on each count, alternating, keeps the count of the faster
+    minimum and returns a product computed on it; every later call runs on that count, so
+    one process computes a product the same way every time. The BLAS pool is set back to its
+    size after each call, so no other code sees the choice.
     """
 
-    def __init__(self, trials=3, period=128):
-        self.trials, self.period = trials, period
-        self._calls = 0
-        self._times = {}
-        self.best = None  # the thread count chosen by the last trial round
+    def __init__(self, trials=3):
+        self.trials = trials
+        self.best = None  # the thread count chosen by the first call
 
     def run(self, fn):
-        """fn() (a product) on the chosen thread count."""
+        """fn() (a product, free of side effects but its ``out=``) on the chosen count."""
         controller = _blas_controller()
         full = get_num_threads()
         if controller is None or full <= 1:
             return fn()
-        phase = self._calls % self.period
-        self._calls += 1
-        if phase < 2 * self.trials or self.best is None:
-            count = 1 if phase % 2 == 0 else full
-            _set_blas_threads(controller, count)
-            start = time.perf_counter()
-            out = fn()
-            self._times.setdefault(count, []).append(time.perf_counter() - start)
-            if phase == 2 * self.trials - 1:
-                self.best = min(self._times, key=lambda k: statistics.median(self._times[k]))
-                self._times = {}
-        else:
-            _set_blas_threads(controller, self.best)
-            out = fn()
-        _set_blas_threads(controller, full)
-        return out
+        if self.best is None:
+            times = {1: [], full: []}
+            for _ in range(self.trials):
+                for count, taken in times.items():
+                    _set_blas_threads(controller, count)
+                    start = time.perf_counter()
+                    fn()
+                    taken.append(time.perf_counter() - start)
+            self.best = min(times, key=lambda k: min(times[k]))
+        _set_blas_threads(controller, self.best)
+        try:
+            return fn()
+        finally:
+            _set_blas_threads(controller, full)
 
 
 _choices = {}
+# a run whose shapes change every call (e.g. sequence lengths) stops choosing at this many:
+# forgetting choices would let a later trial choose differently and change the results
+_MAX_CHOICES = 4096
 
 
-def choice(key) -> ThreadChoice:
-    """The ThreadChoice kept for ``key`` (an op and its shapes) across calls."""
+def choice(key) -> ThreadChoice | None:
+    """The ThreadChoice kept for ``key`` (an op and its shapes) across calls; None once
+    ``_MAX_CHOICES`` keys are kept (the product then runs on the pool's size)."""
     found = _choices.get(key)
-    if found is None:
-        if len(_choices) >= 4096:  # shapes that change every call (e.g. sequence lengths)
-            _choices.clear()
+    if found is None and len(_choices) < _MAX_CHOICES:
         found = _choices[key] = ThreadChoice()
     return found
 
@@ -141,18 +146,14 @@ _CHOICE_MIN_MACS = 1 << 18
 
 
 def matmul(a, b, out=None):
-    """a @ b (xp.matmul's broadcasting) on the BLAS thread count that ``choice`` measures to
-    be faster for this product now: every large host product of the library (linear layers,
-    matmul, the convolution GEMMs, the recurrent steps) goes through here.
-
-    Why: on two quiet cores two threads are faster, but while another process holds one core
-    OpenBLAS's second thread waits for a time slice in every product. benchmarks/all.py
-    --busy, the MNIST CNN: its fc1 product (64, 9216) @ (9216, 128) took 1.7 ms quiet and 33
-    ms busy on two threads, its conv2 weight gradient 15 and 61 ms.
-    """
+    """a @ b (xp.matmul's broadcasting) on the BLAS thread count ``choice`` measured to be
+    faster for this product: every large host product of the library (linear layers,
+    matmul, the convolution GEMMs, the recurrent steps) goes through here."""
     xp = backend.xp_of(a)
     if xp is not backend.namespace("cpu") or a.ndim < 2 or b.ndim < 2 or \
             a.size * b.shape[-1] < _CHOICE_MIN_MACS:
         return xp.matmul(a, b, out=out)
-    key = (a.shape, b.shape, a.strides, b.strides, a.dtype, out is None)
-    return choice(key).run(lambda: xp.matmul(a, b, out=out))
+    chosen = choice((a.shape, b.shape, a.strides, b.strides, a.dtype, out is None))
+    if chosen is None:
+        return xp.matmul(a, b, out=out)
+    return chosen.run(lambda: xp.matmul(a, b, out=out))

@@ -1,5 +1,5 @@
 """threads.ThreadChoice: the measured choice of one BLAS thread or all for a repeated product
-(the recurrent layers' per-step products use it)."""
+made once per product shape (every large product goes through threads.matmul)."""
 import time
 
 import numpy as np
@@ -7,6 +7,7 @@ import pytest
 
 import shendu
 from shendu import threads
+
 
 class _FakeBlas:
     """A BLAS pool stand-in: the choice's logic is tested whatever this machine's pool size."""
@@ -35,8 +36,8 @@ def _blas_threads(controller):
 
 
 @pytest.mark.parametrize("slow_count, expected", [(1, 2), (2, 1)])
-def test_thread_choice_keeps_the_count_its_timings_found_faster(two_threads, slow_count,
-                                                                expected):
+def test_thread_choice_keeps_the_count_its_first_call_found_faster(two_threads, slow_count,
+                                                                   expected):
     seen = []
 
     def product():
@@ -45,12 +46,36 @@ def test_thread_choice_keeps_the_count_its_timings_found_faster(two_threads, slo
         time.sleep(0.004 if count == slow_count else 0.0)
         return count
 
-    choice = threads.ThreadChoice(trials=3, period=10)
+    choice = threads.ThreadChoice(trials=3)
     runs = [choice.run(product) for _ in range(10)]
     assert choice.best == expected
-    assert seen[:6] == [1, 2] * 3                 # the trial round alternates the counts
-    assert runs[6:] == [expected] * 4             # then keeps the faster one
+    assert seen[:6] == [1, 2] * 3                 # the first call's trial alternates the counts
+    assert seen[6:] == [expected] * 10            # then every call, the first one's result too
+    assert runs == [expected] * 10
     assert _blas_threads(two_threads) == 2        # the pool is set back after every call
+
+
+def test_thread_choice_never_changes_once_made(two_threads):
+    """Reproducibility: a later slowdown of the chosen count does not move the choice."""
+    slow = {1: 0.0, 2: 0.004}
+
+    def product():
+        time.sleep(slow[_blas_threads(two_threads)])
+
+    choice = threads.ThreadChoice(trials=2)
+    choice.run(product)
+    assert choice.best == 1
+    slow.update({1: 0.004, 2: 0.0})
+    for _ in range(5):
+        choice.run(product)
+    assert choice.best == 1
+
+
+def test_choices_stop_at_their_limit_instead_of_forgetting(two_threads, monkeypatch):
+    monkeypatch.setattr(threads, "_choices", {})
+    monkeypatch.setattr(threads, "_MAX_CHOICES", 2)
+    kept = [threads.choice(k) for k in ("a", "b")]
+    assert threads.choice("c") is None and threads.choice("a") is kept[0]
 
 
 def test_thread_choice_runs_plainly_on_one_thread(two_threads, monkeypatch):
