@@ -17,10 +17,9 @@ fewer floats (both measured in benchmarks/ops.py):
   rows: (stride 1 along H) only the kw shifts are copied, channel-major, x3 (C, kw, N, Hr, Wo)
         with Hr = Ho + (kh-1)*dh rows per image. Kernel row i then reads the contiguous slice
         of the flattened (N*Hr*Wo) axis starting at i*dh*Wo, so one GEMM of all kh kernel rows
-        (M = kh*O, K = C*kw) reads x3 in place and the kh row blocks of its product, each
-        shifted by its row offset, sum to the output on an (N, Hr, Wo) grid whose last rows
-        per image are unused, returned as an (N, O, Ho, Wo) view of (O, N, Ho, Wo) memory
-        (every op accepts it; the next conv reads it without a copy).
+        (M = kh*O, K = C*kw) reads x3 in place, and the kh row blocks of its product, each
+        read i*dh rows further down every image, sum to (O, N, Ho, Wo) memory, returned as
+        an (N, O, Ho, Wo) view (every op accepts it; the next conv reads it without a copy).
 Beside it, compiled direct kernels (shendu/ops/conv_kernels.py, numba) for 3x3 'same'
 convolutions at stride 1: the third layout, "direct", reads one zero-padded copy of the input
 (its "tall planes") instead of GEMMs on patches. ``_choose`` alone picks the layout of every
@@ -134,12 +133,11 @@ def _patches(x, kh, kw, c_out, geom, out_hw, ones=False):
     return kind, _im2col(x, kh, kw, geom, out_hw, ones)
 
 
-def _row_span(data, geom, out_hw):
-    """(x3 flattened per group (G, C/G*kw, N*Hr*Wo), row step, GEMM width L)."""
+def _row_span(data, geom):
+    """(x3 flattened per group (G, C/G*kw, N*Hr*Wo), the shift of one kernel row)."""
     c, kw, n, height, wo = data.shape
-    step = geom.dilation[0] * wo
-    return (data.reshape(geom.groups, c // geom.groups * kw, n * height * wo), step,
-            (n * height - (height - out_hw[0])) * wo)
+    return (data.reshape(geom.groups, c // geom.groups * kw, n * height * wo),
+            geom.dilation[0] * wo)
 
 
 def _correlate(x, w, geom, out_hw, bias=None):
@@ -163,21 +161,25 @@ def _correlate(x, w, geom, out_hw, bias=None):
             wm = xp.concatenate([wm, bias.reshape(g, o // g, 1)], axis=2)
         y = threads.matmul(wm, data.reshape(g, data.shape[1], -1))      # (G, O/G, N*P)
         return y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3), (kind, data)
-    flat, step, width = _row_span(data, geom, out_hw)
+    flat, step = _row_span(data, geom)
     height = data.shape[3]
     og = o // g
     # all kh kernel rows in one GEMM: the patches are packed by OpenBLAS once, not kh times,
     # and M = kh*O/G is less skinny (MNIST CNN step, in-process A/B: 76 vs 85 ms with a GEMM
     # per kernel row; ResNet-20 302 vs 315, VGG 221 vs 225)
     ws = w.reshape(g, og, cg, kh, kw).transpose(0, 3, 1, 2, 4).reshape(g, kh * og, cg * kw)
-    every = threads.matmul(ws, flat)                                    # (G, kh*O/G, N*Hr*Wo)
-    y = xp.empty((g, og, n * height * wo), dtype=x.dtype)               # (G, O/G, N*Hr*Wo)
-    y[..., :width] = every[:, :og, :width]
-    for i in range(1, kh):  # kernel row i's products, shifted down by i*dh rows
-        y[..., :width] += every[:, i * og:(i + 1) * og, i * step:i * step + width]
-    y = y.reshape(o, n, height, wo)[:, :, :ho]                          # (O, N, Ho, Wo)
+    every = threads.matmul(ws, flat).reshape(g, kh, og, n, height * wo)
+    # kernel row i's products, read i*dh rows further down each image's grid, summed into
+    # (G, O/G, N, Ho*Wo): contiguous, so the next op (batch norm) reads it without a copy,
+    # and the grid's unused rows are never summed
+    span = ho * wo
+    y = every[:, 0, :, :, :span].copy() if kh == 1 else \
+        xp.add(every[:, 0, :, :, :span], every[:, 1, :, :, step:step + span])
+    for i in range(2, kh):
+        y += every[:, i, :, :, i * step:i * step + span]
     if bias is not None:
-        y += bias.reshape(-1, 1, 1, 1)
+        y += bias.reshape(g, og, 1, 1)
+    y = y.reshape(o, n, ho, wo)                                          # (O, N, Ho, Wo)
     return y.transpose(1, 0, 2, 3), (kind, data)
 
 
@@ -285,7 +287,7 @@ def _row_weight_grad(data, g, cg, kernel, geom):
     n, o, ho, wo = g.shape
     kh, kw = kernel
     groups = geom.groups
-    flat, step, _ = _row_span(data, geom, (ho, wo))
+    flat, step = _row_span(data, geom)
     height = data.shape[3]
     og, total = o // groups, n * height * wo
     # g on the (N, Hr, Wo) grid of the row layout, zero on the unused rows, once per kernel
