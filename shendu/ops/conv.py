@@ -14,12 +14,14 @@ fewer floats (both measured in benchmarks/ops.py):
         GEMM per group with K = C*kh*kw (a GEMM per image, as first written, was 1.1-2.4x
         slower on the layers of benchmarks/all.py: ResNet-20's 7x7 and VGG's 2x2-4x4 layers
         made 64-128 small products that OpenBLAS ran on one core).
-  rows: (stride 1 along H) only the kw shifts are copied, channel-major, x3 (C, kw, N, Hr, Wo)
-        with Hr = Ho + (kh-1)*dh rows per image. Kernel row i then reads the contiguous slice
-        of the flattened (N*Hr*Wo) axis starting at i*dh*Wo, so one GEMM of all kh kernel rows
-        (M = kh*O, K = C*kw) reads x3 in place, and the kh row blocks of its product, each
-        read i*dh rows further down every image, sum to (O, N, Ho, Wo) memory, returned as
-        an (N, O, Ho, Wo) view (every op accepts it; the next conv reads it without a copy).
+  rows: (stride 1 along H) only the kw shifts are copied, channel-major, onto a grid of
+        rows shared by the batch, x3 (C, kw, R, Wo): image n's rows start at grid row
+        n*period, and one gap of zero rows is the bottom padding of one image and the top
+        padding of the next (_row_grid). Kernel row i then reads the grid i*dh rows further
+        down, so one GEMM of all kh kernel rows (M = kh*O, K = C*kw) reads x3 in place, and
+        the kh row blocks of its product, each read i*dh rows further down every image, sum
+        to (O, N, Ho, Wo) memory, returned as an (N, O, Ho, Wo) view (every op accepts it;
+        the next conv reads it without a copy).
 Beside it, compiled direct kernels (shendu/ops/conv_kernels.py, numba) for 3x3 'same'
 convolutions at stride 1: the third layout, "direct", reads one zero-padded copy of the input
 (its "tall planes") instead of GEMMs on patches. ``_choose`` alone picks the layout of every
@@ -105,21 +107,44 @@ def _im2col(x, kh, kw, geom, out_hw, ones=False):
     return out
 
 
+def _row_grid(batch, h, ho, kh, geom):
+    """(period, rows) of the row layout's grid for a batch of images of h rows: image n's
+    rows read for its output row 0 start at grid row n*period, its row r at n*period +
+    pad_h + r, and the grid has ``rows`` rows.
+
+    Why a period: image n reads Hr = Ho + (kh-1)*dh rows, but with zero padding at both
+    ends one gap of max(top, bottom) zero rows serves as the bottom padding of image n and
+    the top padding of image n+1 (as conv_kernels' tall planes share theirs), so the GEMM
+    runs on h + 1 rows per image instead of h + 2 for a 3x3 'same' layer: 10% fewer
+    multiply-adds at 8x8, 5.5% at 16x16. Every kernel row's reads must fit after the last
+    image, hence the extra rows at the end."""
+    dh = geom.dilation[0]
+    height = ho + (kh - 1) * dh
+    top = geom.pad[0]
+    bottom = height - top - h
+    period = height
+    if top >= 0 and bottom >= 0 and ho <= h + max(top, bottom):
+        period = h + max(top, bottom)
+    return period, max((batch - 1) * period + height, batch * period + (kh - 1) * dh)
+
+
 def _im2row(x, kh, kw, geom, out_hw):
-    """The kw shifted copies of x: (C, kw, N, Hr, Wo), Hr = Ho + (kh-1)*dh rows per image
-    starting at row -pad_h."""
+    """The kw shifted copies of x on the row grid (see _row_grid): (C, kw, R, Wo)."""
     xp = backend.xp_of(x)
     n, c, h, w = x.shape
     xt = x.transpose(1, 0, 2, 3)                                   # (C, N, H, W)
-    height = out_hw[0] + (kh - 1) * geom.dilation[0]
+    period, rows = _row_grid(n, h, out_hw[0], kh, geom)
     top = geom.pad[0]
-    r0, r1 = max(0, top), min(height, top + h)
+    r0, r1 = max(0, top), min(period, top + h)
     cols = _taps(w, out_hw[1], kw, geom.stride[1], geom.dilation[1], geom.pad[1])
-    full = r0 == 0 and r1 == height and _covers(cols, out_hw[1])
-    out = (xp.empty if full else xp.zeros)((c, kw, n, height, out_hw[1]), dtype=x.dtype)
+    full = r0 == 0 and r1 == period and _covers(cols, out_hw[1])
+    out = (xp.empty if full else xp.zeros)((c, kw, rows, out_hw[1]), dtype=x.dtype)
+    if full:
+        out[:, :, n * period:] = 0
+    images = out[:, :, :n * period].reshape(c, kw, n, period, out_hw[1])
     for j, q in enumerate(cols):
         if q is not None and r1 > r0:
-            out[:, j, :, r0:r1, q[0]] = xt[:, :, r0 - top:r1 - top, q[1]]
+            images[:, j, :, r0:r1, q[0]] = xt[:, :, r0 - top:r1 - top, q[1]]
     return out
 
 
@@ -134,10 +159,17 @@ def _patches(x, kh, kw, c_out, geom, out_hw, ones=False):
 
 
 def _row_span(data, geom):
-    """(x3 flattened per group (G, C/G*kw, N*Hr*Wo), the shift of one kernel row)."""
-    c, kw, n, height, wo = data.shape
-    return (data.reshape(geom.groups, c // geom.groups * kw, n * height * wo),
+    """(x3 flattened per group (G, C/G*kw, R*Wo), the shift of one kernel row)."""
+    c, kw, rows, wo = data.shape
+    return (data.reshape(geom.groups, c // geom.groups * kw, rows * wo),
             geom.dilation[0] * wo)
+
+
+def _image_rows(grid, batch, period, wo, shift, span):
+    """(..., R*Wo) grid positions -> (..., N, span): each image's ``span`` positions from
+    ``shift`` on (a view)."""
+    return grid[..., shift:shift + batch * period * wo].reshape(
+        grid.shape[:-1] + (batch, period * wo))[..., :span]
 
 
 def _correlate(x, w, geom, out_hw, bias=None):
@@ -162,21 +194,20 @@ def _correlate(x, w, geom, out_hw, bias=None):
         y = threads.matmul(wm, data.reshape(g, data.shape[1], -1))      # (G, O/G, N*P)
         return y.reshape(o, n, ho, wo).transpose(1, 0, 2, 3), (kind, data)
     flat, step = _row_span(data, geom)
-    height = data.shape[3]
     og = o // g
     # all kh kernel rows in one GEMM: the patches are packed by OpenBLAS once, not kh times,
     # and M = kh*O/G is less skinny (MNIST CNN step, in-process A/B: 76 vs 85 ms with a GEMM
     # per kernel row; ResNet-20 302 vs 315, VGG 221 vs 225)
     ws = w.reshape(g, og, cg, kh, kw).transpose(0, 3, 1, 2, 4).reshape(g, kh * og, cg * kw)
-    every = threads.matmul(ws, flat).reshape(g, kh, og, n, height * wo)
-    # kernel row i's products, read i*dh rows further down each image's grid, summed into
-    # (G, O/G, N, Ho*Wo): contiguous, so the next op (batch norm) reads it without a copy,
-    # and the grid's unused rows are never summed
-    span = ho * wo
-    y = every[:, 0, :, :, :span].copy() if kh == 1 else \
-        xp.add(every[:, 0, :, :, :span], every[:, 1, :, :, step:step + span])
+    every = threads.matmul(ws, flat).reshape(g, kh, og, -1)            # (G, kh, O/G, R*Wo)
+    # kernel row i's products, read i*dh rows further down the grid, summed per image into
+    # (G, O/G, N, Ho*Wo): contiguous, so the next op (batch norm) reads it without a copy
+    period, span = _row_grid(n, x.shape[2], ho, kh, geom)[0], ho * wo
+    y = _image_rows(every[:, 0], n, period, wo, 0, span).copy() if kh == 1 else \
+        xp.add(_image_rows(every[:, 0], n, period, wo, 0, span),
+               _image_rows(every[:, 1], n, period, wo, step, span))
     for i in range(2, kh):
-        y += every[:, i, :, :, i * step:i * step + span]
+        y += _image_rows(every[:, i], n, period, wo, i * step, span)
     if bias is not None:
         y += bias.reshape(g, og, 1, 1)
     y = y.reshape(o, n, ho, wo)                                          # (O, N, Ho, Wo)
@@ -273,14 +304,14 @@ def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
             return gw.reshape(o, k + 1)
         gw = gw[..., :k].reshape(o, cg, kh, kw)
     else:
-        gw = _row_weight_grad(data, g, cg, kernel, geom)
+        gw = _row_weight_grad(x, data, g, cg, kernel, geom)
     if with_bias:
         gb = g.sum(axis=(0, 2, 3))
         return xp.concatenate([gw.reshape(o, k), gb[:, None]], axis=1)
     return gw
 
 
-def _row_weight_grad(data, g, cg, kernel, geom):
+def _row_weight_grad(x, data, g, cg, kernel, geom):
     """The weight gradient from row-layout patches, one GEMM for all kh kernel rows (ResNet-20
     step, in-process A/B, two rounds: 383/371 ms against 394/379 with a GEMM per row)."""
     xp = backend.xp_of(g)
@@ -288,17 +319,15 @@ def _row_weight_grad(data, g, cg, kernel, geom):
     kh, kw = kernel
     groups = geom.groups
     flat, step = _row_span(data, geom)
-    height = data.shape[3]
-    og, total = o // groups, n * height * wo
-    # g on the (N, Hr, Wo) grid of the row layout, zero on the unused rows, once per kernel
-    # row i and moved i*dh rows down: kernel row i reads the patches i*step further on, so
-    # one GEMM over the whole grid gives all kh rows of the gradient
-    shifted = xp.empty((groups, kh, og, n, height, wo), dtype=g.dtype)
-    shifted[:, 0, :, :, :ho] = g.transpose(1, 0, 2, 3).reshape(groups, og, n, ho, wo)
-    shifted[:, 0, :, :, ho:] = 0
-    shifted = shifted.reshape(groups, kh, og, total)
+    og, total = o // groups, flat.shape[2]
+    period = _row_grid(n, x.shape[2], ho, kh, geom)[0]
+    # g on the row grid (zero elsewhere), once per kernel row i and moved i*dh rows down:
+    # kernel row i reads the patches i*step further on, so one GEMM over the whole grid
+    # gives all kh rows of the gradient
+    shifted = xp.zeros((groups, kh, og, total), dtype=g.dtype)
+    _image_rows(shifted[:, 0], n, period, wo, 0, ho * wo)[...] = \
+        g.transpose(1, 0, 2, 3).reshape(groups, og, n, ho * wo)
     for i in range(1, kh):
-        shifted[:, i, :, :i * step] = 0
         shifted[:, i, :, i * step:] = shifted[:, 0, :, :total - i * step]
     r = threads.matmul(flat, shifted.reshape(groups, kh * og, total).swapaxes(1, 2))
     # r (G, C/G*kw, kh*O/G) -> (O, C/G, kh, kw)
