@@ -172,7 +172,7 @@ def _image_rows(grid, batch, period, wo, shift, span):
         grid.shape[:-1] + (batch, period * wo))[..., :span]
 
 
-def _correlate(x, w, geom, out_hw, bias=None):
+def _correlate(x, w, geom, out_hw, bias=None, patches=None):
     """Cross-correlation y[n, o] = b[o] + sum_c,i,j w[o, c, i, j] x[n, c, y*s + i*d - p, ...].
 
     Shape: x (N, C, H, W), w (O, C/groups, kh, kw), bias (O,) or None -> y (N, O, Ho, Wo)
@@ -184,7 +184,7 @@ def _correlate(x, w, geom, out_hw, bias=None):
     o, cg, kh, kw = w.shape
     g = geom.groups
     ho, wo = out_hw
-    kind, data = _patches(x, kh, kw, o, geom, out_hw, ones=bias is not None)
+    kind, data = patches or _patches(x, kh, kw, o, geom, out_hw, ones=bias is not None)
     if kind == "direct":
         return conv_kernels.correlate3x3(data, w, bias, n, out_hw), (kind, data)
     if kind == "full":
@@ -221,8 +221,9 @@ def _flip_kernel(w, groups):
     return wt[..., ::-1, ::-1].reshape(groups * cg, o // groups, kh, kw)
 
 
-def _transposed(g, w, geom, in_hw):
-    """Adjoint of _correlate w.r.t. x: g (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W)."""
+def _transposed(g, w, geom, in_hw, patches=None):
+    """Adjoint of _correlate w.r.t. x: g (N, O, Ho, Wo), w (O, C/G, kh, kw) -> (N, C, H, W);
+    ``patches``: g's direct-layout planes when the caller has them."""
     n, o, ho, wo = g.shape
     _, cg, kh, kw = w.shape
     groups = geom.groups
@@ -237,7 +238,8 @@ def _transposed(g, w, geom, in_hw):
                  if kind == "rows" else o * kh * kw * in_hw[0])
         # col2im writes, reads and adds its patches
         if kind == "direct" or moved < 3 * c * kh * kw * ho:
-            return _correlate(g, _flip_kernel(w, groups), flipped, in_hw)[0]
+            return _correlate(g, _flip_kernel(w, groups), flipped, in_hw,
+                              patches=patches if kind == "direct" else None)[0]
     wt = w.reshape(groups, o // groups, cg * kh * kw).swapaxes(1, 2)    # (G, K, O/G)
     cols = threads.matmul(wt, _channel_major(g, groups))                # (G, K, N*P)
     return _col2im(cols.reshape(c, kh, kw, n, ho, wo).transpose(3, 0, 1, 2, 4, 5), geom, in_hw)
@@ -280,7 +282,7 @@ def _fills(tap, size):
     return tap[1].start == 0 and tap[1].step == 1 and tap[1].stop == size
 
 
-def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
+def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False, grad_patches=None):
     """dL/dw = sum over n and pixels of g times the patches of x: (O, C/G, kh, kw); with
     ``with_bias`` the (O, C/G*kh*kw + 1) matrix [dL/dw | dL/db]."""
     xp = backend.xp_of(x)
@@ -291,7 +293,8 @@ def _weight_grad(x, g, kernel, geom, patches=None, with_bias=False):
     k = cg * kh * kw
     kind, data = patches or _patches(x, kh, kw, o, geom, (ho, wo), ones=with_bias)
     if kind == "direct":
-        gw, gb = conv_kernels.weight_grad3x3(data, g, (ho, wo))
+        gw, gb = conv_kernels.weight_grad3x3(data, g, (ho, wo),
+                                             grad_patches[1] if grad_patches else None)
         return xp.concatenate([gw.reshape(o, k), gb[:, None]], axis=1) if with_bias else gw
     if kind == "full":
         # (K, N*P) @ (N*P, O) rather than its transpose: OpenBLAS threads the small-output,
@@ -348,17 +351,23 @@ class Conv2d(Function):
     def backward(self, grad):
         x, w, _ = self.inputs
         need = self.needs_input_grad
-        gx = ConvTranspose2d.apply(grad, w, None, geom=self.geom, out_hw=x.shape[2:]) \
-            if need[0] else None
+        grad_patches = None
+        if need[0] and need[1] and self.saved_patches[0] == "direct" and grad.shape[1] % 4 == 0:
+            # both gradients read the same zero-padded planes of grad (the weight gradient's
+            # kernel pads its channels to a multiple of 4): made once, not twice
+            grad_patches = ("direct", conv_kernels.to_tall(grad._data))
+        gx = ConvTranspose2d.apply(grad, w, None, geom=self.geom, out_hw=x.shape[2:],
+                                   patches=grad_patches) if need[0] else None
         gw = gb = None
         if need[1] and need[2]:
             # one GEMM gives [dL/dw | dL/db] when the patches carry a row of ones
             both = ConvWeightGrad.apply(x, grad, geom=self.geom, kernel=w.shape[2:],
-                                        patches=self.saved_patches, with_bias=True)
+                                        patches=self.saved_patches, with_bias=True,
+                                        grad_patches=grad_patches)
             gw, gb = both[:, :-1].reshape(w.shape), both[:, -1]
         elif need[1]:
             gw = ConvWeightGrad.apply(x, grad, geom=self.geom, kernel=w.shape[2:],
-                                      patches=self.saved_patches)
+                                      patches=self.saved_patches, grad_patches=grad_patches)
         elif need[2]:
             gb = grad.sum(dim=(0, 2, 3))
         return gx, gw, gb
@@ -367,8 +376,8 @@ class Conv2d(Function):
 class ConvTranspose2d(Function):
     """y = adjoint of correlate(., w) applied to x, plus b; out_hw is the output size."""
 
-    def forward(self, x, w, b=None, geom=None, out_hw=None):
-        y = _transposed(x, w, geom, out_hw)
+    def forward(self, x, w, b=None, geom=None, out_hw=None, patches=None):
+        y = _transposed(x, w, geom, out_hw, patches)
         if b is not None:
             y += b.reshape(-1, 1, 1)
         self.geom = geom
@@ -388,9 +397,10 @@ class ConvWeightGrad(Function):
     """dw = sum over n, pixels of g * patches(x) (and db = sum of g, ``with_bias``); bilinear
     in (x, g), so its gradients are conv_transpose2d (w.r.t. x) and conv2d (w.r.t. g)."""
 
-    def forward(self, x, g, geom=None, kernel=None, patches=None, with_bias=False):
+    def forward(self, x, g, geom=None, kernel=None, patches=None, with_bias=False,
+                grad_patches=None):
         self.geom, self.kernel, self.with_bias = geom, kernel, with_bias
-        return _weight_grad(x, g, kernel, geom, patches, with_bias)
+        return _weight_grad(x, g, kernel, geom, patches, with_bias, grad_patches)
 
     def backward(self, grad):
         x, g = self.inputs

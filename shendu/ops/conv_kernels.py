@@ -249,11 +249,13 @@ def correlate3x3(tall, w, bias, batch, hw):
     return out[:o].transpose(1, 0, 2, 3)
 
 
-def weight_grad3x3(tall, grad, hw):
+def weight_grad3x3(tall, grad, hw, grad_tall=None):
     """Tall planes of x (C, F), the output gradient g (N, O, H, W), (H, W) ->
-    (dw (O, C, 3, 3), db (O,)) in x's dtype."""
+    (dw (O, C, 3, 3), db (O,)) in x's dtype; ``grad_tall``: g's tall planes if the caller
+    has them (O a multiple of 4)."""
     o = grad.shape[1]
-    grad_tall = to_tall(grad, channel_multiple=4)
+    if grad_tall is None:
+        grad_tall = to_tall(grad, channel_multiple=4)
     c = tall.shape[0]
     height, width = hw
     rows = _segment_rows(width, 2048)
