@@ -197,8 +197,10 @@ def measure(step_ours, step_torch, repeats, warmup, device):
 
 def start_busy():
     """A separate process spinning on one core until stopped (``--busy``)."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-c", "print(flush=True)\nwhile True: pass"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
+    proc.stdout.readline()  # spinning from here on, before the first step of either
+    return proc
 
 
 def stop_busy(proc):

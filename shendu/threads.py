@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import statistics
 import time
 import warnings
 
@@ -51,7 +50,7 @@ def set_num_threads(num: int) -> None:
         numba = kernels.load_numba()
         numba.set_num_threads(min(num, numba.config.NUMBA_NUM_THREADS))
     _state["threads"] = num
-    _choices.clear()  # chosen against the old pool size
+    _state["products"] = None  # measure the load again for the new count
 
 
 def get_num_threads() -> int:
@@ -81,81 +80,98 @@ def _set_blas_threads(controller, num):
         lib.set_num_threads(num)
 
 
-class ThreadChoice:
-    """Runs one repeated BLAS product on one thread or on all of them, whichever its first
-    call measures to be faster, and keeps that count for the rest of the process.
+# products below this many multiply-adds run as they are: OpenBLAS keeps them on one thread
+# anyway (its GEMM threshold is 65536 * 4), and switching the pool would cost more than them
+_CHOICE_MIN_MACS = 1 << 18
+_PROBE_SECONDS = 0.05  # five clock ticks per CPU at Linux's usual 100 Hz
 
-    Why a choice: on two quiet cores two threads are faster, but while another process holds
-    one core OpenBLAS's second thread waits for a time slice in every product
-    (benchmarks/all.py --busy, the MNIST CNN: fc1 (64, 9216) @ (9216, 128) took 1.7 ms quiet
-    and 33 ms busy on two threads, 3.6 ms on one; an LSTM step's (32, 256) @ (256, 1024)
-    1.76x PyTorch's step on two threads against 1.45x on one).
+
+def _cpu_ticks(cpus):
+    """(busy, all) clock ticks of these CPUs since boot from /proc/stat, or None. Busy: user,
+    nice, system, irq, softirq and steal (a hypervisor running other machines on the CPU)."""
+    try:
+        with open("/proc/stat") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    busy = total = 0
+    for line in lines:
+        name, *fields = line.split()
+        if name[:3] == "cpu" and name[3:].isdigit() and int(name[3:]) in cpus:
+            ticks = [int(v) for v in fields[:8]]
+            busy += sum(ticks[:3]) + sum(ticks[5:8])
+            total += sum(ticks)
+    return (busy, total) if total else None
+
+
+def _usable_cpus():
+    if hasattr(os, "sched_getaffinity"):
+        return set(os.sched_getaffinity(0))
+    return set(range(os.cpu_count() or 1))
+
+
+def busy_cores(seconds=_PROBE_SECONDS):
+    """How many of this process's CPUs other processes kept busy over the next ``seconds``
+    (while this one sleeps): /proc/stat's busy ticks less this process's own CPU time, in
+    cores; None where /proc/stat is missing."""
+    cpus = _usable_cpus()
+    before, own = _cpu_ticks(cpus), time.process_time()
+    if before is None:
+        return None
+    time.sleep(seconds)
+    after, own = _cpu_ticks(cpus), time.process_time() - own
+    if after is None or after[1] <= before[1]:
+        return None
+    hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    per_cpu = (after[1] - before[1]) / len(cpus)  # elapsed ticks
+    return max(0.0, (after[0] - before[0] - own * hz) / per_cpu)
+
+
+def product_threads() -> int:
+    """The BLAS thread count of shendu's large products: ``get_num_threads()``, less the
+    cores another process keeps busy, measured once per process (busy_cores) at the first
+    large product and again after set_num_threads.
+
+    Why: on two quiet cores two threads are faster, but while another process holds one
+    core OpenBLAS's second thread waits for a time slice in every product
+    (benchmarks/all.py --busy: the MNIST CNN's fc1 (64, 9216) @ (9216, 128) took 1.7 ms quiet
+    and 33 ms busy on two threads, 3.6 ms on one). With one core busy, every product on one
+    thread against every product on two (step / torch's step, 2026-12-03): char-LSTM
+    1.09-1.13 against 1.27-2.29, MNIST CNN 1.00 against 1.11, GPT 1.10 against 1.16,
+    ResNet-20 1.12 against 1.12. Timing both counts on a product's first calls could not
+    see this: back to back, two threads often won the trial on the busy machine and lost in
+    the step (LSTM 1.33-1.40).
 
     Why once: OpenBLAS's one- and two-thread results differ in the last bits for almost every
-    shape (0.3.31: 10 of 12 shapes tried), so a choice that followed the load during a run
-    made training irreproducible (tests/test_cli_robust.py's resume test). The first call
-    times ``trials`` products on each count, alternating, keeps the count of the faster
-    median (a minimum favours two threads that were lucky once on a busy machine: LSTM busy
-    1.60x torch's step against 1.15-1.18x) and returns a product computed on that count;
-    every later call runs on it, so one process computes a product the same way every time. The BLAS pool is set back to its
-    size after each call, so no other code sees the choice.
+    shape (0.3.31: 10 of 12 shapes tried), so a count that followed the load during a run
+    would make training irreproducible (tests/test_cli_robust.py's resume test); a process
+    computes each product the same way throughout, as torch does on its fixed thread count.
+    A machine whose load changes mid-run keeps the count chosen at the start.
     """
-
-    def __init__(self, trials=5):
-        self.trials = trials
-        self.best = None  # the thread count chosen by the first call
-
-    def run(self, fn):
-        """fn() (a product, free of side effects but its ``out=``) on the chosen count."""
-        controller = _blas_controller()
-        full = get_num_threads()
-        if controller is None or full <= 1:
-            return fn()
-        if self.best is None:
-            times = {1: [], full: []}
-            for _ in range(self.trials):
-                for count, taken in times.items():
-                    _set_blas_threads(controller, count)
-                    start = time.perf_counter()
-                    fn()
-                    taken.append(time.perf_counter() - start)
-            self.best = min(times, key=lambda k: statistics.median(times[k]))
-        _set_blas_threads(controller, self.best)
-        try:
-            return fn()
-        finally:
-            _set_blas_threads(controller, full)
-
-
-_choices = {}
-# a run whose shapes change every call (e.g. sequence lengths) stops choosing at this many:
-# forgetting choices would let a later trial choose differently and change the results
-_MAX_CHOICES = 4096
-
-
-def choice(key) -> ThreadChoice | None:
-    """The ThreadChoice kept for ``key`` (an op and its shapes) across calls; None once
-    ``_MAX_CHOICES`` keys are kept (the product then runs on the pool's size)."""
-    found = _choices.get(key)
-    if found is None and len(_choices) < _MAX_CHOICES:
-        found = _choices[key] = ThreadChoice()
-    return found
-
-
-# products below this many multiply-adds run as they are: OpenBLAS keeps them on one thread
-# anyway, and a choice's bookkeeping (about 5 us) would be a visible share of them
-_CHOICE_MIN_MACS = 1 << 18
+    full = get_num_threads()
+    if _state.get("products") is None or _state["products"][0] != full:
+        busy = busy_cores() if full > 1 and _blas_controller() is not None else None
+        count = full if busy is None else \
+            max(1, min(full, int(len(_usable_cpus()) - busy + 0.5)))
+        _state["products"] = (full, count)
+    return _state["products"][1]
 
 
 def matmul(a, b, out=None):
-    """a @ b (xp.matmul's broadcasting) on the BLAS thread count ``choice`` measured to be
-    faster for this product: every large host product of the library (linear layers,
-    matmul, the convolution GEMMs, the recurrent steps) goes through here."""
+    """a @ b (xp.matmul's broadcasting) on ``product_threads()`` BLAS threads: every large
+    host product of the library (linear layers, matmul, the convolution GEMMs, the recurrent
+    steps) goes through here. The pool is set back to its size after the product, so other
+    code (a user's NumPy, torch beside shendu) never sees the change."""
     xp = backend.xp_of(a)
     if xp is not backend.namespace("cpu") or a.ndim < 2 or b.ndim < 2 or \
             a.size * b.shape[-1] < _CHOICE_MIN_MACS:
         return xp.matmul(a, b, out=out)
-    chosen = choice((a.shape, b.shape, a.strides, b.strides, a.dtype, out is None))
-    if chosen is None:
+    count, full = product_threads(), get_num_threads()
+    if count >= full:
         return xp.matmul(a, b, out=out)
-    return chosen.run(lambda: xp.matmul(a, b, out=out))
+    controller = _blas_controller()
+    _set_blas_threads(controller, count)
+    try:
+        return xp.matmul(a, b, out=out)
+    finally:
+        _set_blas_threads(controller, full)
