@@ -279,7 +279,45 @@ def _define_gelu(numba):
                 v = x[i]
                 out[i] = (math.exp(v * v * minus_half) * (v * inv_sqrt_2pi) + cdf[i]) * grad[i]
 
-    return {"gelu_forward": gelu_forward, "gelu_backward": gelu_backward}
+    # float32: erf as Eigen's rational approximation (numerator odd of degree 13, denominator
+    # even of degree 8, |x| clamped to 4 where erf is 1 in float32), which LLVM vectorises
+    # with fused multiply-adds, where math.erf is a scalar call per element: 1M elements
+    # 8.6 -> 0.6 ms. Its largest error against the exact erf is 1.8e-7 (math.erf rounded to
+    # float32: 6e-8); torch's float32 GELU is off the exact one by up to 3.8e-7 itself.
+    fast = numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy",
+                      fastmath={"contract"})
+
+    @fast
+    def gelu_forward_f32(x, out, cdf, numerator, denominator):
+        """float32 x, out, cdf flat: cdf = 0.5 (1 + erf(x / sqrt 2)), out = x cdf, erf by
+        the rational approximation with the coefficients given (lowest power first)."""
+        n = x.size
+        scale, bound = np.float32(1 / math.sqrt(2)), np.float32(4.0)
+        one, half = np.float32(1.0), np.float32(0.5)
+        a0, a1, a2, a3, a4, a5, a6 = numerator
+        b0, b1, b2, b3, b4 = denominator
+        for task in prange((n + _GELU_CHUNK - 1) // _GELU_CHUNK):
+            for i in range(task * _GELU_CHUNK, min(n, (task + 1) * _GELU_CHUNK)):
+                v = x[i]
+                z = min(max(v * scale, -bound), bound)  # NaN stays NaN
+                z2 = z * z
+                p = ((((((a6 * z2 + a5) * z2 + a4) * z2 + a3) * z2 + a2) * z2 + a1) * z2
+                     + a0) * z
+                q = (((b4 * z2 + b3) * z2 + b2) * z2 + b1) * z2 + b0
+                c = (p / q + one) * half
+                cdf[i] = c
+                out[i] = v * c
+
+    return {"gelu_forward": gelu_forward, "gelu_backward": gelu_backward,
+            "gelu_forward_f32": gelu_forward_f32}
+
+
+# Eigen's float32 erf (SpecialFunctionsImpl.h, generic_fast_erf_float), lowest power first
+_ERF_F32_NUMERATOR = (-1.60960333262415e-02, -2.95459980854025e-03, -7.34990630326855e-04,
+                      -5.69250639462346e-05, -2.10102402082508e-06, 2.77068142495902e-08,
+                      -2.72614225801306e-10)
+_ERF_F32_DENOMINATOR = (-1.42647390514189e-02, -7.37332916720468e-03, -1.68282697438203e-03,
+                        -2.13374055278905e-04, -1.45660718464996e-05)
 
 
 def gelu_available(*arrays) -> bool:
@@ -295,9 +333,15 @@ def _gelu_kernels():
 
 
 def gelu_forward(x):
-    """x (any shape, C-contiguous) -> (x Phi(x), Phi(x)), exact erf form."""
+    """x (any shape, C-contiguous) -> (x Phi(x), Phi(x)), exact erf form (float32: erf to
+    1.8e-7, see _define_gelu)."""
     out, cdf = np.empty_like(x), np.empty_like(x)
     t = x.dtype.type
+    if x.dtype == np.float32:
+        _gelu_kernels()["gelu_forward_f32"](
+            x.reshape(-1), out.reshape(-1), cdf.reshape(-1),
+            tuple(t(c) for c in _ERF_F32_NUMERATOR), tuple(t(c) for c in _ERF_F32_DENOMINATOR))
+        return out, cdf
     _gelu_kernels()["gelu_forward"](
         x.reshape(-1), out.reshape(-1), cdf.reshape(-1), t(1 / math.sqrt(2)), t(1), t(0.5))
     return out, cdf
