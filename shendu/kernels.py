@@ -158,8 +158,69 @@ def _define(numba):
                         target[i] = ca * grow[i] + cb * xrow[i] + cd
         return sum_gx, sum_g
 
+    @jit
+    def layer_norm_forward(x, weight, bias, eps, out, mean, rstd):
+        """x, out (R, D) C-contiguous, weight, bias (D,) -> out = xhat weight + bias with
+        xhat = (x - mean) rstd over each row; mean, rstd (R,) float64."""
+        rows, width = x.shape
+        for r in prange(rows):
+            row = x[r]
+            total = 0.0
+            for j in range(width):
+                total += row[j]
+            m = total / width
+            squares = 0.0
+            for j in range(width):
+                d = row[j] - m
+                squares += d * d
+            rs = 1.0 / np.sqrt(squares / width + eps)
+            mean[r], rstd[r] = m, rs
+            coefficients = np.empty(2, dtype=out.dtype)  # xhat = x a + c in x's dtype
+            coefficients[0], coefficients[1] = rs, -m * rs
+            a, c = coefficients[0], coefficients[1]
+            target = out[r]
+            for j in range(width):
+                target[j] = (row[j] * a + c) * weight[j] + bias[j]
+
+    @jit
+    def layer_norm_backward(g, x, mean, rstd, weight, grad_x, need_x, partial_w, partial_b):
+        """g, x, grad_x (R, D) C-contiguous; mean, rstd (R,), weight (D,) -> partial sums
+        over the rows of each of the T tasks of g xhat and g (T, D), float64; with need_x
+        grad_x = rstd (g w - mean(g w) - xhat mean(g w xhat)) per row."""
+        rows, width = x.shape
+        tasks = partial_w.shape[0]
+        per_task = (rows + tasks - 1) // tasks
+        for t in prange(tasks):
+            sum_w, sum_b = partial_w[t], partial_b[t]
+            sum_w[:] = 0.0
+            sum_b[:] = 0.0
+            coefficients = np.empty(4, dtype=grad_x.dtype)
+            for r in range(t * per_task, min(rows, (t + 1) * per_task)):
+                grow, xrow = g[r], x[r]
+                coefficients[0], coefficients[1] = rstd[r], -mean[r] * rstd[r]
+                a, c = coefficients[0], coefficients[1]
+                s1 = 0.0
+                s2 = 0.0
+                for j in range(width):
+                    xh = xrow[j] * a + c
+                    gv = grow[j]
+                    gw = gv * weight[j]
+                    s1 += gw
+                    s2 += gw * xh
+                    sum_w[j] += gv * xh
+                    sum_b[j] += gv
+                if need_x:
+                    coefficients[2], coefficients[3] = s1 / width, s2 / width
+                    k1, k2 = coefficients[2], coefficients[3]
+                    target = grad_x[r]
+                    for j in range(width):
+                        xh = xrow[j] * a + c
+                        target[j] = a * (grow[j] * weight[j] - k1 - xh * k2)
+
     return {"batch_norm_forward": batch_norm_forward,
-            "batch_norm_backward": batch_norm_backward}
+            "batch_norm_backward": batch_norm_backward,
+            "layer_norm_forward": layer_norm_forward,
+            "layer_norm_backward": layer_norm_backward}
 
 
 def _contiguous_rows(a):
@@ -206,6 +267,27 @@ def batch_norm_backward(g, x, mean, rstd, weight, need_x):
     sum_gx, sum_g = _build()["batch_norm_backward"](g_rows, x_rows, axis, mean, rstd, weight,
                                                     target, need_x)
     return grad_x, sum_gx, sum_g
+
+
+def layer_norm_forward(x, weight, bias, eps):
+    """Layer norm of the rows of x (R, D) C-contiguous with weight, bias (D,) arrays ->
+    (out (R, D), mean (R,) float64, rstd (R,) float64)."""
+    out = np.empty_like(x)
+    mean, rstd = np.empty(x.shape[0]), np.empty(x.shape[0])
+    _build()["layer_norm_forward"](x, weight, bias, float(eps), out, mean, rstd)
+    return out, mean, rstd
+
+
+def layer_norm_backward(g, x, mean, rstd, weight, need_x):
+    """Gradients of layer_norm_forward: g, x (R, D) C-contiguous; mean, rstd (R,); weight
+    (D,) -> (grad_x (R, D) or None, sum over rows of g xhat (D,), of g (D,)), float64 sums."""
+    tasks = max(1, min(64, x.shape[0] // 16))  # partial column sums per task, added here
+    partial_w = np.empty((tasks, x.shape[1]))
+    partial_b = np.empty((tasks, x.shape[1]))
+    grad_x = np.empty_like(x) if need_x else np.empty((1, 1), dtype=x.dtype)
+    _build()["layer_norm_backward"](g, x, mean, rstd, weight, grad_x, need_x, partial_w,
+                                    partial_b)
+    return (grad_x if need_x else None), partial_w.sum(axis=0), partial_b.sum(axis=0)
 
 
 def _define_roi_pool(numba):

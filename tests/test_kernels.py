@@ -309,3 +309,64 @@ def test_gelu_kernels_equal_the_numpy_passes(monkeypatch, shape, dtype):
     tol = 1e-12 if dtype == np.float64 else 1e-5
     np.testing.assert_allclose(y_kernel, ty.detach().numpy(), rtol=tol, atol=tol)
     np.testing.assert_allclose(g_kernel, tx.grad.numpy(), rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, normalized, affine", [
+    ((64, 32, 128), (128,), True), ((300, 8, 9), (8, 9), True), ((2, 20000), (20000,), False),
+    ((40, 1000), (1000,), True),
+])
+def test_layer_norm_kernels_equal_the_numpy_passes_and_torch(shape, normalized, affine, dtype):
+    """F.layer_norm through kernels.layer_norm_* (float64 row statistics) against the NumPy
+    passes (kernels off) and torch: forward and every gradient, the output gradient also
+    read through a transposed view (the kernel then takes a contiguous copy)."""
+    import torch
+    rng = np.random.default_rng(len(shape) + shape[-1])
+    x0 = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    w0, b0 = (rng.standard_normal(normalized).astype(dtype) for _ in range(2))
+    g0 = np.ascontiguousarray(rng.standard_normal(shape[::-1]).astype(dtype).T)
+
+    def run(compiled, g):
+        backend.use_compiled_kernels(compiled)
+        try:
+            leaves = [shendu.tensor(a, requires_grad=True) for a in
+                      ((x0, w0, b0) if affine else (x0,))]
+            y = F.layer_norm(leaves[0], normalized, *leaves[1:])
+            grads = shendu.autograd.grad(y, leaves, shendu.tensor(g))
+            return [y.detach().numpy()] + [t.numpy() for t in grads]
+        finally:
+            backend.use_compiled_kernels(True)
+
+    tol = 1e-12 if dtype == np.float64 else 3e-5
+    with_kernel = run(True, g0)
+    for got, want in zip(with_kernel, run(False, g0)):
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+    transposed = np.asfortranarray(g0)  # same values, other strides
+    for got, want in zip(run(True, transposed), with_kernel):
+        np.testing.assert_array_equal(got, want)
+    leaves = [torch.tensor(a.astype(np.float64), requires_grad=True) for a in
+              ((x0, w0, b0) if affine else (x0,))]
+    y = torch.nn.functional.layer_norm(leaves[0], normalized, *leaves[1:])
+    grads = torch.autograd.grad(y, leaves, torch.tensor(g0.astype(np.float64)))
+    for got, want in zip(with_kernel, [y.detach().numpy()] + [t.numpy() for t in grads]):
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+
+
+def test_layer_norm_kernel_is_used_and_keeps_its_double_backward():
+    from shendu.ops import nn as nn_ops
+    x = shendu.randn(64, 512, dtype=shendu.float64, requires_grad=True)
+    w = shendu.randn(512, dtype=shendu.float64, requires_grad=True)
+    y = F.layer_norm(x, (512,), w)
+    assert x.numel() >= nn_ops._LAYER_NORM_KERNEL_MIN and y.grad_fn.rows
+    (gx,) = shendu.autograd.grad((y * y).sum(), [x], create_graph=True)
+    (gxx,) = shendu.autograd.grad(gx.sum(), [x])
+    import torch
+    xt = torch.tensor(x.detach().numpy(), requires_grad=True)
+    wt = torch.tensor(w.detach().numpy())
+    yt = torch.nn.functional.layer_norm(xt, (512,), wt)
+    (gt,) = torch.autograd.grad((yt * yt).sum(), [xt], create_graph=True)
+    (gtt,) = torch.autograd.grad(gt.sum(), [xt])
+    np.testing.assert_allclose(gx.detach().numpy(), gt.detach().numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(gxx.numpy(), gtt.numpy(), rtol=1e-8, atol=1e-8)

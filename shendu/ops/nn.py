@@ -6,6 +6,8 @@ is written in Tensor ops, so all of them are twice differentiable.
 """
 from __future__ import annotations
 
+import math
+
 from shendu import backend, kernels, threads
 from shendu.autograd import Function, is_grad_enabled, no_grad, unbroadcast
 from shendu.tensor import Tensor
@@ -250,12 +252,14 @@ class Normalize(Function):
     with it, the same formula is built from Tensor ops on x, so second derivatives are exact.
     """
 
-    def forward(self, x, weight, bias, centered=None, var=None, dims=(), eps=1e-5, fused=None):
+    def forward(self, x, weight, bias, centered=None, var=None, dims=(), eps=1e-5, fused=None,
+                rows=False):
         xp = backend.xp_of(x)
-        self.dims, self.eps = dims, eps
+        self.dims, self.eps, self.rows = dims, eps, rows
         if fused is not None:
-            # batch_norm ran the compiled kernel: fused = (out, mean, rstd); xhat is not kept,
-            # the compiled backward recomputes it from x in the same sweep
+            # batch_norm (or, with ``rows``, layer_norm) ran the compiled kernel: fused =
+            # (out, mean, rstd); xhat is not kept, the compiled backward recomputes it from x
+            # in the same sweep
             out, self.saved_mean, self.saved_rstd = fused
             self.saved_xhat = None
             return out
@@ -310,8 +314,20 @@ class Normalize(Function):
 
 
     def _backward_compiled(self, g, x, weight, bias):
-        """The same gradients from kernels.batch_norm_backward (channel dim 1)."""
+        """The same gradients from kernels.batch_norm_backward (channel dim 1) or, for a
+        layer norm (``rows``), kernels.layer_norm_backward."""
         need = self.needs_input_grad
+        if self.rows:
+            width = math.prod(x.shape[d] for d in self.dims)
+            xp = backend.xp_of(x)
+            w = weight._data.reshape(width) if weight is not None else xp.ones(width, x.dtype)
+            grad_x, sum_gx, sum_g = kernels.layer_norm_backward(
+                xp.ascontiguousarray(g).reshape(-1, width), x.reshape(-1, width),
+                self.saved_mean, self.saved_rstd, w, need[0])
+            wrap = Tensor._wrap
+            return (wrap(grad_x.reshape(x.shape)) if grad_x is not None else None,
+                    wrap(sum_gx.astype(x.dtype).reshape(weight.shape)) if need[1] else None,
+                    wrap(sum_g.astype(x.dtype).reshape(bias.shape)) if need[2] else None)
         channels = x.shape[1]
         w = weight._data.reshape(channels) if weight is not None else \
             kernels.np.ones(channels, dtype=x.dtype)
@@ -346,6 +362,10 @@ def _affine_param(t, shape, op, what):
     return t
 
 
+# layer norms of fewer elements keep the NumPy passes: a parallel launch costs 10-50 us
+_LAYER_NORM_KERNEL_MIN = 1 << 14
+
+
 def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     """Normalize over the trailing ``normalized_shape`` dims of each sample (Ba et al., 2016).
 
@@ -363,7 +383,16 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     weight = _affine_param(weight, shape, op, "weight")
     bias = _affine_param(bias, shape, op, "bias")
     dims = tuple(range(input.ndim - k, input.ndim))
-    centered, var = _moments(input._data, dims)
+    data = input._data
+    if data.size >= _LAYER_NORM_KERNEL_MIN and data.flags.c_contiguous and \
+            kernels.available(data):
+        xp, width = backend.xp_of(data), math.prod(shape)
+        w = weight._data.reshape(width) if weight is not None else xp.ones(width, data.dtype)
+        b = bias._data.reshape(width) if bias is not None else xp.zeros(width, data.dtype)
+        out, mean, rstd = kernels.layer_norm_forward(data.reshape(-1, width), w, b, eps)
+        return Normalize.apply(input, weight, bias, dims=dims, eps=eps,
+                               fused=(out.reshape(data.shape), mean, rstd), rows=True)
+    centered, var = _moments(data, dims)
     return Normalize.apply(input, weight, bias, centered=centered, var=var, dims=dims, eps=eps)
 
 
