@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from shendu import backend
 from shendu.autograd import Function, is_grad_enabled
+from shendu.ops import pool_kernels
 from shendu.tensor import Tensor
 
 
@@ -84,12 +85,15 @@ def _window_max(x, pool):
     return best
 
 
+def _index_dtype(xp, pool):
+    return xp.int8 if pool[0][0] * pool[0][1] <= 127 else xp.int32
+
+
 def _argmax_offsets(x, best, pool):
     """Kernel offset (i*kW + j) of each window's first maximum; for a window holding NaN, its
     last NaN (torch's rule: a NaN always replaces the running maximum)."""
     xp = backend.xp_of(x)
-    kernel = pool[0][0] * pool[0][1]
-    idx = xp.empty(best.shape, dtype=xp.int8 if kernel <= 127 else xp.int32)
+    idx = xp.empty(best.shape, dtype=_index_dtype(xp, pool))
     taps = _pool_taps(x.shape, pool)
     # the earliest maximum is written last, so it wins ties; idx += hit * (o - idx) keeps the
     # loop branch-free (a masked copy is several times slower on random masks)
@@ -115,22 +119,32 @@ def _route(g, hit, finite, out=None):
 
 
 def _max_pool(x, pool):
+    """(maxima, arg-max offsets) of x's windows: one compiled sweep, or the NumPy passes."""
+    if pool_kernels.takes_2x2(pool, x.shape) and pool_kernels.available(x):
+        return pool_kernels.max_pool_2x2(x, pool, _index_dtype(backend.xp_of(x), pool))
     best = _window_max(x, pool)
     return best, _argmax_offsets(x, best, pool)
 
 
 class MaxPool2d(Function):
-    """Max over each window. The arg-max offsets are found in backward, from x and the saved
-    maxima, so a forward pass without grad pays only for the maxima."""
+    """Max over each window. The NumPy reference finds the arg-max offsets in backward, from
+    x and the saved maxima, so a forward pass without grad pays only for the maxima; the
+    compiled kernel finds both in one sweep (pool_kernels)."""
 
     def forward(self, x, pool=None):
-        best = _window_max(x, pool)
-        self.saved_best, self.pool = best, pool
+        self.pool, self.saved_idx = pool, None
+        if self.needs_input_grad[0] and pool_kernels.takes_2x2(pool, x.shape) and \
+                pool_kernels.available(x):
+            best, self.saved_idx = _max_pool(x, pool)
+        else:
+            best = _window_max(x, pool)
+        self.saved_best = best
         return best
 
     def backward(self, grad):
         x = self.inputs[0]._data
-        idx = _argmax_offsets(x, self.saved_best, self.pool)
+        idx = self.saved_idx if self.saved_idx is not None else \
+            _argmax_offsets(x, self.saved_best, self.pool)
         return _MaxPoolScatter.apply(grad, idx=idx, pool=self.pool, in_shape=x.shape)
 
 
@@ -150,6 +164,8 @@ class _MaxPoolScatter(Function):
         xp = backend.xp_of(g)
         self.saved_idx, self.pool = idx, pool
         disjoint = _disjoint(pool)
+        if disjoint and pool_kernels.available(g):  # one sweep, each pixel written once
+            return pool_kernels.max_pool_scatter(g, idx, pool, in_shape)
         whole = _tiles(in_shape, pool) and in_shape[2:] == (pool[4][0] * pool[0][0],
                                                            pool[4][1] * pool[0][1])
         out = (xp.empty if whole else xp.zeros)(in_shape, dtype=g.dtype)
