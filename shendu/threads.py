@@ -6,6 +6,10 @@ threadpoolctl (the ``threads`` extra) and numba's thread pool when numba is inst
 threadpoolctl only numba is limited and a warning says so; the limit is process-wide, as
 torch's is.
 
+Within that limit, shendu's large products (``matmul`` here, which every layer's products go
+through) leave the cores that other processes keep busy to them: ``product_threads`` measures
+that once per process.
+
 Idle BLAS threads sleep instead of spinning: ``shendu.backend`` sets
 ``OPENBLAS_THREAD_TIMEOUT=4`` before it imports NumPy (a value of the user's wins; NumPy
 imported before shendu keeps OpenBLAS's default spin), which keeps a step from collapsing when
