@@ -275,8 +275,6 @@ def main(argv=None):
     busy = start_busy() if args.busy else None
     results = []
     try:
-        if busy is not None:
-            time.sleep(0.5)  # let the spinner get its core before the first step
         load_start = _load()
         print(f"threads {args.threads}, {args.warmup} warm-up + median of {args.repeats} "
               f"alternating steps, device {args.device}, busy core: "

@@ -86,7 +86,7 @@ def _set_blas_threads(controller, num):
 
 # products below this many multiply-adds run as they are: OpenBLAS keeps them on one thread
 # anyway (its GEMM threshold is 65536 * 4), and switching the pool would cost more than them
-_CHOICE_MIN_MACS = 1 << 18
+_SMALL_PRODUCT_MACS = 1 << 18
 _PROBE_SECONDS = 0.05  # five clock ticks per CPU at Linux's usual 100 Hz
 
 
@@ -168,7 +168,7 @@ def matmul(a, b, out=None):
     code (a user's NumPy, torch beside shendu) never sees the change."""
     xp = backend.xp_of(a)
     if xp is not backend.namespace("cpu") or a.ndim < 2 or b.ndim < 2 or \
-            a.size * b.shape[-1] < _CHOICE_MIN_MACS:
+            a.size * b.shape[-1] < _SMALL_PRODUCT_MACS:
         return xp.matmul(a, b, out=out)
     count, full = product_threads(), get_num_threads()
     if count >= full:

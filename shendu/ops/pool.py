@@ -310,7 +310,9 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
         y = Tensor._wrap(best)
     else:
         y = MaxPool2d.apply(x, pool=pool)
-        offset = _argmax_offsets(x._data, y._data, pool) if return_indices else None
+        saved = getattr(y.grad_fn, "saved_idx", None)  # the kernel's forward found them
+        offset = None if not return_indices else \
+            saved if saved is not None else _argmax_offsets(x._data, y._data, pool)
     if not return_indices:
         return y.squeeze(0) if single else y
     xp = x._xp
