@@ -64,6 +64,21 @@ def compile_once(cache, key, define):
     return cache[key]
 
 
+class KernelSet:
+    """The kernels of one op's module (``define(numba)`` -> dict of kernels), compiled on
+    first use through compile_once: ``get()`` the dict or None, ``available(*arrays)`` as
+    kernels.available and compiled. conv_kernels and pool_kernels each hold one."""
+
+    def __init__(self, define):
+        self._define, self._cache = define, {}
+
+    def get(self):
+        return compile_once(self._cache, "built", self._define)
+
+    def available(self, *arrays) -> bool:
+        return available(*arrays) and self.get() is not None
+
+
 def _build():
     return compile_once(_kernels, "built", _define)
 

@@ -39,16 +39,8 @@ from __future__ import annotations
 from shendu import backend, kernels
 
 np = backend.namespace("cpu")  # numba compiles NumPy calls; these kernels only see host arrays
-_kernels = {}
-
-
-def available(*arrays) -> bool:
-    """True when the compiled conv kernels can take these arrays (see kernels.available)."""
-    return kernels.available(*arrays) and _build() is not None
-
-
-def _build():
-    return kernels.compile_once(_kernels, "built", _define)
+_compiled = kernels.KernelSet(lambda numba: _define(numba))  # _define comes below
+available = _compiled.available  # True when the compiled kernels can take these arrays
 
 
 def _define(numba):
@@ -244,7 +236,7 @@ def correlate3x3(tall, w, bias, batch, hw):
     if bias is not None:
         padded_bias[:o] = bias
     out = np.empty((blocks, batch) + tuple(hw), dtype=tall.dtype)
-    _build()["correlate3x3"](tall, weights, padded_bias, out,
+    _compiled.get()["correlate3x3"](tall, weights, padded_bias, out,
                              _segment_rows(hw[1], 1024))
     return out[:o].transpose(1, 0, 2, 3)
 
@@ -263,7 +255,7 @@ def weight_grad3x3(tall, grad, hw, grad_tall=None):
     segments = -(-grid_rows // rows)
     partial = np.empty((segments, grad_tall.shape[0], c, 9))
     partial_bias = np.empty((segments, grad_tall.shape[0]))
-    _build()["weight_grad3x3"](tall, grad_tall, height, width, rows, partial, partial_bias)
+    _compiled.get()["weight_grad3x3"](tall, grad_tall, height, width, rows, partial, partial_bias)
     return (partial[:, :o].sum(0).reshape(o, c, 3, 3).astype(tall.dtype),
             partial_bias[:, :o].sum(0).astype(tall.dtype))
 
@@ -272,5 +264,5 @@ def add_cols(cols, geom, first, out):
     """col2im of cols (N, C, kh, kw, Ho, Wo) into out (N, C, H, W) (conv._col2im); ``first``
     the (i, j) tap that covers every pixel once, or None."""
     first_i, first_j = first if first is not None else (-1, -1)
-    _build()["add_cols"](cols, geom.stride[0], geom.stride[1], geom.dilation[0],
+    _compiled.get()["add_cols"](cols, geom.stride[0], geom.stride[1], geom.dilation[0],
                          geom.dilation[1], geom.pad[0], geom.pad[1], first_i, first_j, out)

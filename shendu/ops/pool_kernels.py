@@ -23,16 +23,8 @@ from __future__ import annotations
 from shendu import backend, kernels
 
 np = backend.namespace("cpu")  # numba compiles NumPy calls; these kernels only see host arrays
-_kernels = {}
-
-
-def available(*arrays) -> bool:
-    """True when the compiled pooling kernels can take these arrays (see kernels.available)."""
-    return kernels.available(*arrays) and _build() is not None
-
-
-def _build():
-    return kernels.compile_once(_kernels, "built", _define)
+_compiled = kernels.KernelSet(lambda numba: _define(numba))  # _define comes below
+available = _compiled.available  # True when the compiled kernels can take these arrays
 
 
 def _define(numba):
@@ -97,7 +89,7 @@ def max_pool_2x2(x, pool, index_dtype):
     ``takes_2x2``."""
     best = np.empty(x.shape[:2] + tuple(pool[4]), dtype=x.dtype)
     idx = np.empty(best.shape, dtype=index_dtype)
-    _build()["max_pool_2x2"](x, best, idx)
+    _compiled.get()["max_pool_2x2"](x, best, idx)
     return best, idx
 
 
@@ -106,5 +98,5 @@ def max_pool_scatter(g, idx, pool, in_shape):
     zero elsewhere -> (N, C, H, W)."""
     (_, kw), (sh, sw), (ph, pw), _, _ = pool
     out = np.empty(in_shape, dtype=g.dtype)
-    _build()["max_pool_scatter"](g, idx, kw, sh, sw, ph, pw, out)
+    _compiled.get()["max_pool_scatter"](g, idx, kw, sh, sw, ph, pw, out)
     return out
