@@ -355,7 +355,7 @@ def test_layer_norm_kernels_equal_the_numpy_passes_and_torch(shape, normalized, 
 
 
 def test_layer_norm_kernel_is_used_and_keeps_its_double_backward():
-    from shendu.ops import nn as nn_ops
+    from shendu.ops import normalization as nn_ops
     x = shendu.randn(64, 512, dtype=shendu.float64, requires_grad=True)
     w = shendu.randn(512, dtype=shendu.float64, requires_grad=True)
     y = F.layer_norm(x, (512,), w)

@@ -8,6 +8,7 @@ from oracle import assert_close, check_op, to_torch
 
 import shendu
 from shendu.ops import nn as N
+from shendu.ops import normalization as NORM
 
 
 @pytest.mark.parametrize("x_shape", [(5, 3), (2, 4, 3), (3,)])
@@ -144,24 +145,24 @@ def test_one_hot_errors():
 def test_layer_norm(x_shape, normalized, affine):
     shape = (normalized,) if isinstance(normalized, int) else normalized
     params = [shape, shape] if affine else []
-    check_op(lambda x, *wb: N.layer_norm(x, normalized, *wb, eps=1e-4), [x_shape] + params,
+    check_op(lambda x, *wb: NORM.layer_norm(x, normalized, *wb, eps=1e-4), [x_shape] + params,
              lambda x, *wb: TF.layer_norm(x, shape, *wb, eps=1e-4), second_order=True)
 
 
 def test_layer_norm_weight_only_and_errors():
-    check_op(lambda x, w: N.layer_norm(x, (3,), w), [(4, 3), (3,)],
+    check_op(lambda x, w: NORM.layer_norm(x, (3,), w), [(4, 3), (3,)],
              lambda x, w: TF.layer_norm(x, (3,), w), second_order=True)
     with pytest.raises(ValueError, match=r"layer_norm: expected input \(\*, 4\).*got \(2, 3\)"):
-        N.layer_norm(shendu.rand(2, 3), 4)
+        NORM.layer_norm(shendu.rand(2, 3), 4)
     with pytest.raises(ValueError, match=r"layer_norm: weight must have shape \(3,\)"):
-        N.layer_norm(shendu.rand(2, 3), 3, shendu.rand(2))
+        NORM.layer_norm(shendu.rand(2, 3), 3, shendu.rand(2))
 
 
 @pytest.mark.parametrize("x_shape", [(6, 3), (4, 3, 5), (2, 3, 4, 3)])
 @pytest.mark.parametrize("affine", [True, False])
 def test_batch_norm_training(x_shape, affine):
     params = [(3,), (3,)] if affine else []
-    check_op(lambda x, *wb: N.batch_norm(x, None, None, *wb, training=True),
+    check_op(lambda x, *wb: NORM.batch_norm(x, None, None, *wb, training=True),
              [x_shape] + params,
              lambda x, *wb: TF.batch_norm(x, None, None, *wb, training=True),
              second_order=True)
@@ -171,7 +172,7 @@ def test_batch_norm_training(x_shape, affine):
 def test_batch_norm_eval(x_shape):
     rng = np.random.default_rng(4)
     mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
-    check_op(lambda x, w, b: N.batch_norm(x, shendu.tensor(mean), shendu.tensor(var), w, b),
+    check_op(lambda x, w, b: NORM.batch_norm(x, shendu.tensor(mean), shendu.tensor(var), w, b),
              [x_shape, (3,), (3,)],
              lambda x, w, b: TF.batch_norm(x, to_torch(mean), to_torch(var), w, b),
              second_order=True)
@@ -184,7 +185,7 @@ def test_batch_norm_running_statistics_follow_torch(x_shape):
     theirs_m, theirs_v = torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64)
     for _ in range(4):
         x = rng.standard_normal(x_shape) * 3 + 1
-        out = N.batch_norm(shendu.tensor(x), ours_m, ours_v, training=True, momentum=0.2)
+        out = NORM.batch_norm(shendu.tensor(x), ours_m, ours_v, training=True, momentum=0.2)
         ref = TF.batch_norm(to_torch(x), theirs_m, theirs_v, training=True, momentum=0.2)
         assert_close(out, ref)
     assert_close(ours_m, theirs_m)
@@ -194,14 +195,14 @@ def test_batch_norm_running_statistics_follow_torch(x_shape):
 def test_batch_norm_float32_and_errors():
     x = shendu.randn(4, 3, 2)
     rm, rv = shendu.zeros(3), shendu.ones(3)
-    assert N.batch_norm(x, rm, rv, training=True).dtype == shendu.float32
+    assert NORM.batch_norm(x, rm, rv, training=True).dtype == shendu.float32
     assert rm.dtype == shendu.float32 and rm.numpy().any()
     with pytest.raises(ValueError, match="batch_norm: expected more than 1 value per channel"):
-        N.batch_norm(shendu.randn(1, 3), None, None, training=True)
+        NORM.batch_norm(shendu.randn(1, 3), None, None, training=True)
     with pytest.raises(ValueError, match=r"batch_norm: running_mean must have shape \(3,\)"):
-        N.batch_norm(x, shendu.zeros(4), rv)
+        NORM.batch_norm(x, shendu.zeros(4), rv)
     with pytest.raises(ValueError, match="batch_norm: running_mean and running_var are "
                                          "required"):
-        N.batch_norm(x, None, None, training=False)
+        NORM.batch_norm(x, None, None, training=False)
     with pytest.raises(ValueError, match=r"batch_norm: expected input \(N, C, \*\)"):
-        N.batch_norm(shendu.randn(3), None, None, training=True)
+        NORM.batch_norm(shendu.randn(3), None, None, training=True)

@@ -20,14 +20,19 @@ from shendu.ops import activation as _act
 from shendu.ops import loss as _loss
 from shendu.ops import nn as _nn
 from shendu.ops.attention import scaled_dot_product_attention  # noqa: F401
-from shendu.ops.conv import (adaptive_avg_pool2d, avg_pool2d, conv2d,  # noqa: F401
-                             conv_transpose2d, max_pool2d)
-from shendu.ops.conv1d import (adaptive_avg_pool1d, adaptive_max_pool1d,  # noqa: F401
-                               avg_pool1d, conv1d, max_pool1d)
+from shendu.ops.conv import adaptive_avg_pool2d, avg_pool2d, conv2d, conv_transpose2d, max_pool2d  # noqa: F401
+from shendu.ops.conv1d import (  # noqa: F401
+    adaptive_avg_pool1d,
+    adaptive_max_pool1d,
+    avg_pool1d,
+    conv1d,
+    max_pool1d,
+)
 from shendu.ops.fold import fold, unfold  # noqa: F401
-from shendu.ops.loss import l1_penalty, l2_penalty  # noqa: F401
 from shendu.ops.group_norm import group_norm, instance_norm  # noqa: F401
-from shendu.ops.nn import batch_norm, layer_norm, linear, one_hot  # noqa: F401
+from shendu.ops.loss import l1_penalty, l2_penalty  # noqa: F401
+from shendu.ops.nn import linear, one_hot  # noqa: F401
+from shendu.ops.normalization import batch_norm, layer_norm  # noqa: F401
 from shendu.ops.norms import cosine_similarity, normalize  # noqa: F401
 from shendu.ops.pool import adaptive_max_pool2d  # noqa: F401
 from shendu.ops.resample import interpolate, pixel_shuffle, pixel_unshuffle  # noqa: F401

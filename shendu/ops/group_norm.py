@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 from shendu.autograd import no_grad
-from shendu.ops.nn import Normalize, _affine_param, _check_tensor, _moments, batch_norm
+from shendu.ops.nn import _check_tensor
+from shendu.ops.normalization import Normalize, _affine_param, _moments, batch_norm
 
 
 def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
