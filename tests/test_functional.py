@@ -10,7 +10,7 @@ from oracle import assert_close, check_op, to_torch
 
 import shendu
 import shendu.nn.functional as F
-from shendu.ops import conv, loss, nn
+from shendu.ops import conv, loss, nn, normalization
 
 NAMES = ["linear", "conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
          "adaptive_avg_pool2d", "relu", "relu6", "leaky_relu", "elu", "gelu", "sigmoid", "tanh",
@@ -48,7 +48,7 @@ def test_conv_and_pool_are_the_ops():
     for name in ["conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d",
                  "adaptive_avg_pool2d"]:
         assert getattr(F, name) is getattr(conv, name)
-    assert F.linear is nn.linear and F.layer_norm is nn.layer_norm
+    assert F.linear is nn.linear and F.layer_norm is normalization.layer_norm
 
 
 @pytest.mark.parametrize("name,kwargs", [("relu", {}), ("relu6", {}), ("sigmoid", {}),
